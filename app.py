@@ -1,0 +1,114 @@
+"""fundatlas dashboard: ``python app.py`` or ``fundatlas serve``; ``gunicorn app:server`` in production.
+
+create_app() only assembles: the layout comes from ``layouts``, behaviour from ``callbacks``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import dash_bootstrap_components as dbc  # noqa: F401  (registers the components' assets)
+from dash import Dash
+from flask import Response, abort, request, stream_with_context
+
+from callbacks import export, filters, headline, map, table
+from callbacks.context import AppContext
+from data_sources import config, queries
+from data_sources.export import FORMATS, MEDIA_TYPES, export_chunks
+from data_sources.filters import FilterError, Filters
+from data_sources.store import open_store
+from layouts.main import page
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+SECURITY_HEADERS = {
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _demo_label(engine) -> str | None:
+    from data_sources.demo import DEMO_LABEL, is_demo_file
+
+    files = queries.current_source_files(engine)
+    return f"{DEMO_LABEL}: this map shows generated demo files, not real funding." if any(
+        is_demo_file(Path(f).name) for f in files) else None
+
+
+def _ensure_data(engine, auto_demo: bool) -> None:
+    if queries.row_count(engine) == 0 and auto_demo:
+        from data_sources.cli import run_demo
+
+        print("fundatlas: the store is empty; building the demo data set (fictional organisations)...",
+              file=sys.stderr)
+        run_demo(engine)
+
+
+def _register_export_route(app: Dash, engine) -> None:
+    @app.server.route("/export/<fmt>")
+    def export_file(fmt: str):
+        if fmt not in FORMATS:
+            abort(404)
+        try:
+            chosen = Filters.from_query_string(request.query_string.decode("utf-8", "replace"))
+        except FilterError as exc:
+            return Response(f"Bad filters: {exc}\n", status=400, mimetype="text/plain")
+        name = f"fundatlas-export.{fmt}"
+        return Response(
+            stream_with_context(export_chunks(engine, chosen, fmt)),
+            mimetype=MEDIA_TYPES[fmt],
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+
+def create_app(database_url: str | None = None, auto_demo: bool | None = None) -> Dash:
+    """A dashboard on the store at ``database_url`` (default: FUNDATLAS_DB or the SQLite default)."""
+    engine = open_store(config.database_url(database_url))
+    _ensure_data(engine, config.auto_demo_enabled() if auto_demo is None else auto_demo)
+    context = AppContext(engine)
+    app = Dash(
+        __name__,
+        title="fundatlas · who funds what, where",
+        assets_folder=str(ASSETS),
+        serve_locally=True,
+        update_title=None,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    app.server.secret_key = config.secret_key()
+
+    def serve_layout():
+        bounds = queries.year_bounds(engine) or (2000, 2025)
+        themes = [o["value"] for o in queries.options(engine, "theme", limit=100)]
+        return page(bounds, themes, _demo_label(engine))
+
+    app.layout = serve_layout
+    for module in (filters, map, headline, table, export):
+        module.register(app, context)
+    _register_export_route(app, engine)
+
+    @app.server.after_request
+    def add_security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``fundatlas`` command; ``python app.py`` with no arguments serves the dashboard."""
+    from data_sources.cli import main as cli_main
+
+    return cli_main(argv)
+
+
+def __getattr__(name: str):
+    # `gunicorn app:server` builds the app on first access, not at import (tests import app freely).
+    if name == "server":
+        return create_app().server
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:] or ["serve"]))

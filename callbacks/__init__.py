@@ -1,0 +1,1 @@
+"""One module per panel: pure compute_* functions plus register(app, context)."""

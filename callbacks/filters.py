@@ -1,0 +1,122 @@
+"""Filter controls <-> URL query string. The URL is the one source of truth for the filter state:
+every panel reads ``Filters.from_query_string(url.search)``, so a copied URL restores the view.
+"""
+
+from __future__ import annotations
+
+from dash import Dash, Input, Output, State, ctx, no_update
+
+from callbacks.context import AppContext
+from data_sources import queries
+from data_sources.filters import FilterError, Filters
+from layouts import ids
+
+CONTROL_IDS = (ids.FUNDER, ids.RECIPIENT, ids.THEME, ids.SECTOR, ids.COUNTRY, ids.SOURCE, ids.FLOW_TYPE)
+_CONTROL_ATTRS = ("funders", "recipients", "themes", "sectors", "countries", "sources", "flow_types")
+MAX_SEARCH = 100
+
+
+def controls_to_filters(
+    years: list[int] | None, year_bounds: tuple[int, int], controls: dict[str, list[str] | None], keep: Filters
+) -> Filters:
+    """Filters from the controls' values; filters with no control (e.g. q, min-usd) are kept from ``keep``."""
+    values = {attr: tuple(controls.get(cid) or ()) for cid, attr in zip(CONTROL_IDS, _CONTROL_ATTRS, strict=True)}
+    year_from = year_to = None
+    if years and len(years) == 2:
+        low, high = year_bounds
+        year_from = int(years[0]) if int(years[0]) > low else None
+        year_to = int(years[1]) if int(years[1]) < high else None
+    return Filters(**values, year_from=year_from, year_to=year_to, admin1=keep.admin1, min_usd=keep.min_usd, q=keep.q)
+
+
+def filters_to_controls(filters: Filters, year_bounds: tuple[int, int]) -> tuple[list[int], list[list[str]]]:
+    low, high = year_bounds
+    years = [max(low, filters.year_from or low), min(high, filters.year_to or high)]
+    return years, [list(getattr(filters, attr)) for attr in _CONTROL_ATTRS]
+
+
+def clicked_country(click_data: dict | None) -> str | None:
+    """ISO3 of the country a map click names, if it is a valid code."""
+    try:
+        location = click_data["points"][0]["location"]  # type: ignore[index]
+    except (TypeError, KeyError, IndexError):
+        return None
+    return location if isinstance(location, str) and len(location) == 3 and location.isalpha() else None
+
+
+def toggle_country(filters: Filters, iso3: str) -> Filters:
+    """Clicking a country filters to it; clicking the only selected country again clears it."""
+    countries = () if filters.countries == (iso3,) else (iso3,)
+    return Filters(**{**_as_kwargs(filters), "countries": countries})
+
+
+def _as_kwargs(filters: Filters) -> dict:
+    return {name: getattr(filters, name) for name in filters.__dataclass_fields__}
+
+
+def parse_search(search: str | None) -> tuple[Filters, str | None]:
+    """Filters from the URL, or no filters and an error message for a crafted or broken URL."""
+    try:
+        return Filters.from_query_string(search or ""), None
+    except FilterError as exc:
+        return Filters(), f"The link's filters were not understood ({exc}); showing everything."
+
+
+def register(app: Dash, context: AppContext) -> None:
+    @app.callback(
+        Output(ids.URL, "search"),
+        Output(ids.YEARS, "value"),
+        *(Output(cid, "value") for cid in CONTROL_IDS),
+        Output(ids.FILTER_ERROR, "children"),
+        Output(ids.FILTER_ERROR, "is_open"),
+        Input(ids.URL, "search"),
+        Input(ids.YEARS, "value"),
+        *(Input(cid, "value") for cid in CONTROL_IDS),
+        Input(ids.MAP, "clickData"),
+        Input(ids.RESET, "n_clicks"),
+        State(ids.YEARS, "min"),
+        State(ids.YEARS, "max"),
+    )
+    def sync_filters(search, years, *rest):
+        controls = dict(zip(CONTROL_IDS, rest[: len(CONTROL_IDS)], strict=True))
+        click_data, _reset, low, high = rest[len(CONTROL_IDS):]
+        bounds = (int(low), int(high))
+        current, error = parse_search(search)
+        trigger = ctx.triggered_id
+        if trigger in (None, ids.URL):
+            # Page load or back/forward: the URL sets the controls.
+            years_value, control_values = filters_to_controls(current, bounds)
+            return (no_update, years_value, *control_values, error, error is not None)
+        if trigger == ids.RESET:
+            filters = Filters()
+        else:
+            try:
+                filters = controls_to_filters(years, bounds, controls, keep=current)
+            except FilterError as exc:
+                return (no_update,) * (2 + len(CONTROL_IDS)) + (str(exc), True)
+            if trigger == ids.MAP:
+                iso3 = clicked_country(click_data)
+                if iso3:
+                    filters = toggle_country(filters, iso3)
+        years_value, control_values = filters_to_controls(filters, bounds)
+        query = filters.to_query_string()
+        return ("?" + query if query else "", years_value, *control_values, None, False)
+
+    for control_id, kind in ids.SEARCHABLE_DROPDOWNS.items():
+        _register_options(app, context, control_id, kind)
+
+
+def _register_options(app: Dash, context: AppContext, control_id: str, kind: str) -> None:
+    @app.callback(
+        Output(control_id, "options"),
+        Input(control_id, "search_value"),
+        Input(control_id, "value"),
+    )
+    def update_options(search, selected):
+        search = search if isinstance(search, str) else ""
+        found = queries.options(context.engine, kind, search[:MAX_SEARCH], limit=50)
+        selected = [v for v in (selected or []) if isinstance(v, str)][:50]
+        known = {o["value"] for o in found}
+        # Keep the selected values listed so the dropdown can show them.
+        extra = [{"label": v, "value": v} for v in selected if v not in known]
+        return extra + found

@@ -1,0 +1,114 @@
+"""The world choropleth: USD by country, drawn offline from the shipped boundaries.
+
+No tiles, topojson or scripts come from the web: the country shapes are the vendored Natural
+Earth GeoJSON (``assets/countries.geojson``), passed inline with every ``geo.show*`` layer off,
+so plotly.js never fetches its CDN topojson.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from dash import Dash, Input, Output
+
+from callbacks.context import AppContext
+from callbacks.filters import parse_search
+from callbacks.formatting import compact_usd
+from data_sources import geography, queries
+from data_sources.filters import Filters
+from layouts import ids
+
+# Colour-blind-safe sequential scale (viridis, reversed so more money is darker).
+COLORSCALE = "Viridis_r"
+
+
+NO_FUNDING_COLOUR = "#e9ecef"
+
+
+def _colorscale(no_funding_band: float) -> list[list]:
+    """Viridis for money, with a grey band at the bottom for countries with no recorded funding."""
+    steps = sample_colorscale(COLORSCALE, [i / 9 for i in range(10)])
+    scale = [[0.0, NO_FUNDING_COLOUR], [no_funding_band, NO_FUNDING_COLOUR]]
+    scale += [[no_funding_band + (1 - no_funding_band) * i / 9, colour] for i, colour in enumerate(steps)]
+    return scale
+
+
+def compute_map_figure(totals: pd.DataFrame, geojson: dict, selected: tuple[str, ...] = ()) -> go.Figure:
+    """Choropleth of ``totals`` (iso3, name, usd, records, funders, recipients), log colour scale in money.
+
+    One trace holds every shipped country, so the outlines always show and the shapes travel once:
+    countries without money sit in a grey band below the money scale.
+    """
+    features = geojson["features"]
+    frame = pd.DataFrame({
+        "iso3": [f["id"] for f in features],
+        "shape_name": [f.get("properties", {}).get("name") or f["id"] for f in features],
+    }).merge(totals, on="iso3", how="left")
+    frame["usd"] = frame["usd"].fillna(0.0)
+    has_money = frame["usd"] > 0
+    if has_money.any():
+        log_usd = np.log10(frame.loc[has_money, "usd"].astype(float))
+        low, high = math.floor(float(log_usd.min())), math.ceil(float(log_usd.max()))
+    else:
+        low, high = 3, 6
+    high = max(high, low + 1)
+    none_value = low - 1
+    z = np.where(has_money, np.log10(frame["usd"].where(has_money, 1.0).astype(float)), none_value)
+    tickvals = [float(none_value)] + [float(t) for t in range(low, high + 1)]
+    ticktext = ["none"] + [compact_usd(10.0**t) for t in range(low, high + 1)]
+    names = frame["name"].fillna(frame["shape_name"]).astype(str)
+    figures = np.where(
+        has_money,
+        frame["usd"].map(compact_usd) + "<br>" + frame["records"].fillna(0).astype(int).map("{:,}".format)
+        + " records · " + frame["funders"].fillna(0).astype(int).map("{:,}".format) + " funders · "
+        + frame["recipients"].fillna(0).astype(int).map("{:,}".format) + " recipients",
+        "no recorded funding for these filters",
+    )
+    selected_set = set(selected)
+    figure = go.Figure(go.Choropleth(
+        geojson=geojson, locations=frame["iso3"], z=z, featureidkey="id",
+        colorscale=_colorscale(1 / (high - none_value + 0.5)), zmin=none_value - 0.5, zmax=high,
+        customdata=np.stack([names, figures], axis=-1),
+        marker_line_color=["#d62728" if iso3 in selected_set else "#ffffff" for iso3 in frame["iso3"]],
+        marker_line_width=[2.0 if iso3 in selected_set else 0.4 for iso3 in frame["iso3"]],
+        colorbar={"title": {"text": "USD"}, "tickvals": tickvals, "ticktext": ticktext, "thickness": 12,
+                  "len": 0.8},
+        hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}<extra></extra>",
+        name="USD by country",
+    ))
+    figure.update_geos(visible=False, projection_type="natural earth", showframe=False,
+                       lataxis_range=[-58, 85], bgcolor="rgba(0,0,0,0)")
+    figure.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, paper_bgcolor="rgba(0,0,0,0)",
+                         dragmode=False, clickmode="event", uirevision="map")
+    return figure
+
+
+def compute_map_note(totals: pd.DataFrame, headline: queries.Headline) -> str:
+    parts = []
+    if headline.usd_without_country:
+        parts.append(f"{compact_usd(headline.usd_without_country)} goes to regions or unspecified places and "
+                     "is not on the map.")
+    if headline.amounts_without_usd:
+        parts.append(f"{headline.amounts_without_usd:,} rows have no USD value (no exchange rate known).")
+    parts.append("Click a country to filter by it; click it again to clear.")
+    return " ".join(parts)
+
+
+def register(app: Dash, context: AppContext) -> None:
+    @app.callback(
+        Output(ids.MAP, "figure"),
+        Output(ids.MAP_NOTE, "children"),
+        Input(ids.URL, "search"),
+    )
+    def update_map(search):
+        filters, _error = parse_search(search)
+        # The map shows every country's total, with the selected ones outlined, so a click can go back.
+        map_filters = Filters(**{**{k: getattr(filters, k) for k in filters.__dataclass_fields__}, "countries": ()})
+        totals = context.cached("country_totals", queries.country_totals, map_filters)
+        head = context.cached("headline", queries.headline, map_filters)
+        return (compute_map_figure(totals, geography.load_countries_geojson(), filters.countries),
+                compute_map_note(totals, head))

@@ -1,0 +1,1 @@
+"""Loaders, schema, store and enrichment for fundatlas: everything below the dashboard."""

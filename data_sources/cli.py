@@ -1,0 +1,182 @@
+"""The ``fundatlas`` command line: load, export, summary, serve, demo (../shared/DESIGN.md)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from data_sources import config
+from data_sources.errors import FundatlasError
+from data_sources.filters import FILTER_NAMES, FilterError, Filters
+from data_sources.schema import FLOW_TYPES, SOURCES
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", metavar="URL", help="SQLAlchemy URL of the store (default: $FUNDATLAS_DB, else a SQLite file "
+        f"in {config.data_dir()})",
+    )
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filters (repeat a filter to give several values)")
+    group.add_argument("--country", action="append", metavar="ISO3")
+    group.add_argument("--admin1", action="append", metavar="PCODE")
+    group.add_argument("--funder", action="append", metavar="NAME_OR_ID")
+    group.add_argument("--recipient", action="append", metavar="NAME_OR_ID")
+    group.add_argument("--theme", action="append")
+    group.add_argument("--sector", action="append", metavar="CODE")
+    group.add_argument("--source", action="append", choices=SOURCES)
+    group.add_argument("--flow-type", action="append", choices=FLOW_TYPES)
+    group.add_argument("--year-from", type=int)
+    group.add_argument("--year-to", type=int)
+    group.add_argument("--min-usd", type=float)
+    group.add_argument("--q", metavar="TEXT", help="free text over titles, descriptions and names")
+
+
+def filters_from_args(args: argparse.Namespace) -> Filters:
+    values = {}
+    for name in FILTER_NAMES:
+        value = getattr(args, name.replace("-", "_"), None)
+        if value is not None:
+            values[name] = value
+    return Filters.from_mapping(values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fundatlas", description="Who funds what, where: load, explore, export.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    load = commands.add_parser("load", help="load files into the store")
+    load.add_argument("paths", nargs="+", metavar="PATH")
+    load.add_argument("--format", default="auto", help="auto (detect from content), 360giving or iati")
+    load.add_argument("--report", metavar="FILE", help="write every rejection (file, record, field, reason) as CSV")
+    _add_db(load)
+
+    export = commands.add_parser("export", help="write the filtered allocation rows")
+    export.add_argument("--format", choices=("csv", "xlsx", "geojson"), default="csv")
+    export.add_argument("-o", "--output", metavar="FILE", help="output file (default: standard output)")
+    _add_filters(export)
+    _add_db(export)
+
+    summary = commands.add_parser("summary", help="totals counted once, by source and by year")
+    summary.add_argument("--json", action="store_true", help="print JSON")
+    _add_filters(summary)
+    _add_db(summary)
+
+    serve = commands.add_parser("serve", help="run the dashboard")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8050)
+    _add_db(serve)
+
+    demo = commands.add_parser("demo", help="write the fictional demo files and load them")
+    demo.add_argument("--dir", type=Path, help=f"where to write the files (default: {config.demo_dir()})")
+    _add_db(demo)
+    return parser
+
+
+def _engine(args: argparse.Namespace):
+    from data_sources.store import open_store
+
+    return open_store(config.database_url(args.db))
+
+
+def _print_result(result) -> None:
+    print(f"{result.source_file} [{result.format}] {result.status}: {result.message}")
+    for rejection in result.rejections[:20]:
+        print(f"  rejected record {rejection.record_id}, field {rejection.field}: {rejection.reason}")
+    if len(result.rejections) > 20:
+        print(f"  ... and {len(result.rejections) - 20} more rejections (use --report FILE for all)")
+
+
+def load_paths(engine, paths: Sequence[str | Path], fmt: str = "auto", report: str | None = None) -> int:
+    """Load each path; prints per-file counts; returns the number of files that failed."""
+    from tqdm import tqdm
+
+    from data_sources.loading import load_file
+
+    failed = 0
+    report_rows: list[list[str]] = []
+    for path in paths:
+        with tqdm(desc=Path(path).name, unit=" records", file=sys.stderr, disable=None, leave=False) as bar:
+            try:
+                result = load_file(engine, path, fmt, progress=bar.update)
+            except FundatlasError as exc:
+                failed += 1
+                print(f"FAILED {exc}", file=sys.stderr)
+                report_rows.append([str(path), "", "", str(exc)])
+                continue
+        _print_result(result)
+        report_rows.extend([result.source_file, r.record_id, r.field, r.reason] for r in result.rejections)
+    if report:
+        with open(report, "w", newline="", encoding="utf-8-sig") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["file", "record_id", "field", "reason"])
+            writer.writerows(report_rows)
+    return failed
+
+
+def _format_usd(value: float) -> str:
+    return f"${value:,.0f}"
+
+
+def _print_summary(data: dict) -> None:
+    print(f"records {data['records']:,}  rows {data['rows']:,}  USD counted once {_format_usd(data['usd'])}")
+    if data["duplicate_rows_excluded"]:
+        print(f"duplicate rows excluded from totals: {data['duplicate_rows_excluded']:,}")
+    for title, key in (("by source", "by_source"), ("by year", "by_year")):
+        print(title)
+        for name, figures in data[key].items():
+            print(f"  {name:<12} {figures['records']:>9,} records {figures['rows']:>9,} rows "
+                  f"{_format_usd(figures['usd']):>20}")
+
+
+def run_demo(engine, directory: Path | None = None) -> int:
+    from data_sources.demo import write_demo_bundle
+
+    directory = directory or config.demo_dir()
+    paths = write_demo_bundle(directory)
+    data_files = [p for p in paths if p.suffix in (".json", ".xml")]
+    return load_paths(engine, data_files)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "load":
+            return 1 if load_paths(_engine(args), args.paths, args.format, args.report) else 0
+        if args.command == "export":
+            from data_sources.export import write_export
+
+            filters = filters_from_args(args)
+            engine = _engine(args)
+            if args.output:
+                with open(args.output, "wb") as out:
+                    write_export(engine, filters, args.format, out)
+            else:
+                write_export(engine, filters, args.format, sys.stdout.buffer)
+            return 0
+        if args.command == "summary":
+            from data_sources.queries import summary
+
+            data = summary(_engine(args), filters_from_args(args))
+            print(json.dumps(data, indent=2)) if args.json else _print_summary(data)
+            return 0
+        if args.command == "demo":
+            return 1 if run_demo(_engine(args), args.dir) else 0
+        if args.command == "serve":
+            from app import create_app
+
+            app = create_app(database_url=config.database_url(args.db))
+            app.run(host=args.host, port=args.port, debug=config.debug_enabled())
+            return 0
+    except (FundatlasError, FilterError) as exc:
+        print(f"fundatlas: {exc}", file=sys.stderr)
+        return 1
+    parser.error(f"unknown command {args.command}")
+    return 2

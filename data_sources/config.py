@@ -1,0 +1,49 @@
+"""Configuration, from CLI flags and environment variables, with documented defaults.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| FUNDATLAS_DB | sqlite file in the user data directory | SQLAlchemy URL of the store |
+| FUNDATLAS_SECRET_KEY | random per process | Flask secret key (set it when running several workers) |
+| FUNDATLAS_DEBUG | unset | "1" turns on Dash debug mode (never in production) |
+| FUNDATLAS_DEMO_DIR | `demo/` in the user data directory | where `fundatlas demo` writes its files |
+| FUNDATLAS_AUTO_DEMO | "1" | build the demo data when the app starts on an empty store |
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+APP_NAME = "fundatlas"
+
+
+def data_dir() -> Path:
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{data_dir() / 'fundatlas.sqlite'}"
+
+
+def database_url(cli_value: str | None = None) -> str:
+    """The store's URL: the --db flag, else FUNDATLAS_DB, else the embedded SQLite default."""
+    return cli_value or os.environ.get("FUNDATLAS_DB") or default_database_url()
+
+
+def demo_dir() -> Path:
+    return Path(os.environ.get("FUNDATLAS_DEMO_DIR") or data_dir() / "demo")
+
+
+def secret_key() -> str:
+    return os.environ.get("FUNDATLAS_SECRET_KEY") or secrets.token_hex(32)
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("FUNDATLAS_DEBUG") == "1"
+
+
+def auto_demo_enabled() -> bool:
+    return os.environ.get("FUNDATLAS_AUTO_DEMO", "1") == "1"

@@ -1,0 +1,227 @@
+"""Load one file into the store, in one transaction.
+
+- The same content loaded again (same checksum, still current) changes nothing.
+- A newer version of a file (same path, new checksum) replaces that file's rows.
+- A load that fails is rolled back whole: the store is as it was, and the failure is logged in
+  ``loads`` (status ``failed``) in a transaction of its own, so users can see what went wrong.
+- Records that cannot be used are rejected one by one, each with its record id, field and reason;
+  the rest of the file loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from pandera.errors import SchemaErrors
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
+from data_sources import registry, schema
+from data_sources.enrich import canonical_rows
+from data_sources.errors import LoadError, Rejection
+from data_sources.records import SourceRecord
+from data_sources.store import allocations, load_rejections, loads
+
+CHUNK_RECORDS = 5000
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass
+class LoadResult:
+    source_file: str
+    format: str
+    status: str  # succeeded, unchanged, failed
+    load_id: int | None = None
+    records_read: int = 0
+    rows_stored: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def records_rejected(self) -> int:
+        return len(self.rejections)
+
+
+def file_checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _current_load_with_checksum(conn: Connection, checksum: str) -> tuple[int, str] | None:
+    row = conn.execute(
+        select(loads.c.load_id, loads.c.source_file)
+        .where(loads.c.checksum == checksum, loads.c.status == "succeeded")
+        .order_by(loads.c.load_id.desc())
+    ).first()
+    return (row.load_id, row.source_file) if row else None
+
+
+def _ids_stored_elsewhere(conn: Connection, source: str, record_ids: list[str]) -> dict[str, str]:
+    """record_id -> source_file for records of ``source`` already stored from other files."""
+    found: dict[str, str] = {}
+    for start in range(0, len(record_ids), 500):  # SQLite caps bound parameters per statement
+        batch = record_ids[start : start + 500]
+        rows = conn.execute(
+            select(allocations.c.record_id, allocations.c.source_file)
+            .where(allocations.c.source == source, allocations.c.record_id.in_(batch))
+            .distinct()
+        )
+        found.update({r.record_id: r.source_file for r in rows})
+    return found
+
+
+def _validated_rows(rows: list[dict[str, object]], source_file: str) -> list[dict[str, object]]:
+    frame = schema.coerce(pd.DataFrame(rows, columns=list(schema.COLUMN_NAMES)))
+    try:
+        schema.validate(frame)
+    except SchemaErrors as exc:
+        cases = exc.failure_cases.head(5)
+        details = []
+        for case in cases.itertuples():
+            index = case.index
+            record = rows[int(index)]["record_id"] if isinstance(index, int | float) and index == index else None
+            details.append(f"record {record}, field {case.column}: {case.check} (value {case.failure_case!r})")
+        raise LoadError(source_file, "rows fail the canonical schema: " + "; ".join(details)) from exc
+    # Plain Python values for the driver: NaN and pandas NA become NULL.
+    return [
+        {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+def _batched(items: Iterable[SourceRecord | Rejection], size: int) -> Iterator[list[SourceRecord | Rejection]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _store_records(
+    conn: Connection,
+    items: Iterable[SourceRecord | Rejection],
+    result: LoadResult,
+    load_id: int,
+    progress: ProgressCallback | None,
+) -> None:
+    seen: set[tuple[str, str]] = set()
+    for batch in _batched(items, CHUNK_RECORDS):
+        records: list[SourceRecord] = []
+        for item in batch:
+            result.records_read += 1
+            if isinstance(item, Rejection):
+                result.rejections.append(item)
+            elif (item.source, item.record_id) in seen:
+                result.rejections.append(Rejection(item.record_id, "record_id", "duplicate id in this file; first kept"))
+            else:
+                seen.add((item.source, item.record_id))
+                records.append(item)
+        by_source: dict[str, list[str]] = {}
+        for record in records:
+            by_source.setdefault(record.source, []).append(record.record_id)
+        elsewhere: dict[tuple[str, str], str] = {}
+        for source, ids in by_source.items():
+            for record_id, other in _ids_stored_elsewhere(conn, source, ids).items():
+                elsewhere[(source, record_id)] = other
+        rows: list[dict[str, object]] = []
+        for record in records:
+            other = elsewhere.get((record.source, record.record_id))
+            if other is not None:
+                reason = f"already stored from {other}; that copy is kept"
+                result.rejections.append(Rejection(record.record_id, "record_id", reason))
+                continue
+            rows.extend(canonical_rows(record, result.source_file, load_id))
+        if rows:
+            conn.execute(insert(allocations), _validated_rows(rows, result.source_file))
+            result.rows_stored += len(rows)
+        if progress is not None:
+            progress(len(batch))
+
+
+def load_file(
+    engine: Engine,
+    path: Path | str,
+    fmt: str = "auto",
+    progress: ProgressCallback | None = None,
+    source_name: str | None = None,
+) -> LoadResult:
+    """Load ``path`` into the store. ``source_name`` overrides the provenance name (e.g. a URL)."""
+    path = Path(path)
+    source_file = source_name or str(path.resolve())
+    result = LoadResult(source_file=source_file, format=fmt, status="failed")
+    if not path.is_file():
+        raise LoadError(str(path), "no such file")
+    loader = registry.detect_format(path, fmt)
+    result.format = loader.NAME
+    checksum = file_checksum(path)
+    started = _now()
+    with engine.connect() as conn:
+        already = _current_load_with_checksum(conn, checksum)
+    if already is not None:
+        result.status, result.load_id = "unchanged", already[0]
+        result.message = f"unchanged: the same content is already loaded (load {already[0]}, {already[1]})"
+        return result
+    try:
+        with engine.begin() as conn:
+            load_id = conn.execute(
+                insert(loads).values(
+                    source_file=source_file, checksum=checksum, format=loader.NAME,
+                    status="running", started_at=started,
+                )
+            ).inserted_primary_key[0]
+            result.load_id = load_id
+            # A newer version of the file replaces the rows of the older one.
+            conn.execute(delete(allocations).where(allocations.c.source_file == source_file))
+            conn.execute(
+                update(loads)
+                .where(loads.c.source_file == source_file, loads.c.status == "succeeded")
+                .values(status="replaced")
+            )
+            _store_records(conn, loader.read(path), result, load_id, progress)
+            if result.rejections:
+                conn.execute(
+                    insert(load_rejections),
+                    [{"load_id": load_id, **vars(r)} for r in result.rejections],
+                )
+            result.status = "succeeded"
+            result.message = (
+                f"{result.records_read} records read, {result.rows_stored} rows stored, "
+                f"{result.records_rejected} records rejected"
+            )
+            conn.execute(
+                update(loads).where(loads.c.load_id == load_id).values(
+                    status="succeeded", records_read=result.records_read, rows_stored=result.rows_stored,
+                    records_rejected=result.records_rejected, finished_at=_now(), message=result.message,
+                )
+            )
+    except Exception as exc:
+        result.status, result.rows_stored = "failed", 0
+        error = exc if isinstance(exc, LoadError) else LoadError(source_file, f"{type(exc).__name__}: {exc}")
+        result.message = str(error)
+        _log_failed_load(engine, result, checksum, started)
+        raise error from exc
+    return result
+
+
+def _log_failed_load(engine: Engine, result: LoadResult, checksum: str, started: datetime) -> None:
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(loads).values(
+                    source_file=result.source_file, checksum=checksum, format=result.format, status="failed",
+                    records_read=result.records_read, rows_stored=0, records_rejected=result.records_rejected,
+                    started_at=started, finished_at=_now(), message=result.message[:4000],
+                )
+            )
+    except Exception:  # noqa: BLE001 - the store may be the thing that failed; the error is raised anyway
+        pass

@@ -1,0 +1,212 @@
+"""Read queries: aggregates for the map and headline, table pages, option lists, summaries.
+
+All filtering and aggregation happens in SQL with bound parameters, so the app never pulls raw
+rows beyond one table page. Totals count each amount once: rows with ``duplicate_of`` set are
+left out of sums and counts (they stay in tables and exports for provenance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import Engine, String, and_, case, cast, distinct, func, literal, select
+
+from data_sources.filters import Filters
+from data_sources.schema import COLUMN_NAMES
+from data_sources.store import allocations, load_rejections, loads
+
+A = allocations.c
+TABLE_PAGE_MAX = 500
+SORTABLE = frozenset(COLUMN_NAMES)
+
+
+def _counted(filters: Filters):
+    return and_(filters.where(allocations), A.duplicate_of.is_(None))
+
+
+def _record_key():
+    # A record is (source, record_id); allocation rows of one record share it.
+    return A.source + literal(":") + A.record_id
+
+
+def data_version(engine: Engine) -> str:
+    """Changes whenever a load finishes: cache keys include it so caches never serve stale data."""
+    with engine.connect() as conn:
+        row = conn.execute(select(func.max(loads.c.load_id), func.count()).select_from(loads)).one()
+    return f"{row[0]}-{row[1]}"
+
+
+def country_totals(engine: Engine, filters: Filters) -> pd.DataFrame:
+    """USD, records, funders and recipients per country (rows with a country only)."""
+    query = (
+        select(
+            A.country_iso3.label("iso3"),
+            func.max(A.country_name).label("name"),
+            func.coalesce(func.sum(A.amount_usd), 0.0).label("usd"),
+            func.count(distinct(_record_key())).label("records"),
+            func.count(distinct(func.coalesce(A.funder_id, A.funder_name))).label("funders"),
+            func.count(distinct(func.coalesce(A.recipient_id, A.recipient_name))).label("recipients"),
+        )
+        .where(_counted(filters), A.country_iso3.is_not(None))
+        .group_by(A.country_iso3)
+        .order_by(A.country_iso3)
+    )
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).mappings().all(), columns=[
+            "iso3", "name", "usd", "records", "funders", "recipients",
+        ])
+
+
+@dataclass(frozen=True)
+class Headline:
+    usd: float
+    records: int
+    funders: int
+    recipients: int
+    rows: int
+    usd_without_country: float
+    amounts_without_usd: int
+    usd_by_flow_type: dict[str, float]
+
+
+def headline(engine: Engine, filters: Filters) -> Headline:
+    where = _counted(filters)
+    query = select(
+        func.coalesce(func.sum(A.amount_usd), 0.0),
+        func.count(distinct(_record_key())),
+        func.count(distinct(func.coalesce(A.funder_id, A.funder_name))),
+        func.count(distinct(func.coalesce(A.recipient_id, A.recipient_name))),
+        func.count(),
+        func.coalesce(func.sum(case((A.country_iso3.is_(None), A.amount_usd), else_=0.0)), 0.0),
+        func.coalesce(func.sum(case((and_(A.amount.is_not(None), A.amount_usd.is_(None)), 1), else_=0)), 0),
+    ).where(where)
+    by_flow = select(A.flow_type, func.coalesce(func.sum(A.amount_usd), 0.0)).where(where).group_by(A.flow_type)
+    with engine.connect() as conn:
+        row = conn.execute(query).one()
+        flows = {r[0]: float(r[1]) for r in conn.execute(by_flow)}
+    return Headline(float(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), float(row[5]),
+                    int(row[6]), flows)
+
+
+def table_page(
+    engine: Engine,
+    filters: Filters,
+    start: int,
+    end: int,
+    sort: Sequence[tuple[str, str]] = (),
+    columns: Sequence[str] = COLUMN_NAMES,
+) -> tuple[list[dict], int]:
+    """Rows ``start``..``end`` of the filtered table (all rows, duplicates included) and the row count."""
+    if not 0 <= start <= end or end - start > TABLE_PAGE_MAX:
+        raise ValueError(f"a page is 0 < rows <= {TABLE_PAGE_MAX}")
+    order = []
+    for column, direction in sort:
+        if column not in SORTABLE or direction not in ("asc", "desc"):
+            raise ValueError(f"cannot sort by {column!r} {direction!r}")
+        order.append(getattr(A[column], direction)())
+    order.append(A.row_id.asc())  # stable paging
+    where = filters.where(allocations)
+    query = select(*(A[c] for c in columns)).where(where).order_by(*order).offset(start).limit(end - start)
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+        total = conn.execute(select(func.count()).select_from(allocations).where(where)).scalar_one()
+    return rows, int(total)
+
+
+def iter_rows(engine: Engine, filters: Filters, chunk: int = 5000) -> Iterator[dict]:
+    """Every filtered row, canonical columns in order, streamed in ``chunk``-sized batches."""
+    query = select(*(A[c] for c in COLUMN_NAMES)).where(filters.where(allocations)).order_by(A.row_id)
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=chunk).execute(query)
+        for row in result.mappings():
+            yield dict(row)
+
+
+_OPTION_COLUMNS = {
+    "funder": (A.funder_name, A.funder_id),
+    "recipient": (A.recipient_name, A.recipient_id),
+    "country": (A.country_name, A.country_iso3),
+    "theme": (A.theme, A.theme),
+    "sector": (A.sector_name, A.sector_code),
+    "source": (A.source, A.source),
+}
+
+
+def options(engine: Engine, kind: str, search: str = "", limit: int = 50) -> list[dict[str, str]]:
+    """Dropdown options ``{"label", "value"}`` for ``kind``, largest USD first, matching ``search``."""
+    label_col, value_col = _OPTION_COLUMNS[kind]
+    value = func.coalesce(value_col, label_col) if kind in ("funder", "recipient") else value_col
+    query = select(func.max(label_col).label("label"), value.label("value")).where(value.is_not(None))
+    if search:
+        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            func.lower(label_col).like(pattern, escape="\\") | func.lower(cast(value_col, String)).like(
+                pattern, escape="\\"
+            )
+        )
+    query = query.group_by(value).order_by(func.sum(A.amount_usd).desc().nulls_last(), value).limit(limit)
+    with engine.connect() as conn:
+        return [
+            {"label": str(r.label or r.value), "value": str(r.value)}
+            for r in conn.execute(query)
+        ]
+
+
+def year_bounds(engine: Engine) -> tuple[int, int] | None:
+    with engine.connect() as conn:
+        low, high = conn.execute(select(func.min(A.year), func.max(A.year))).one()
+    return (int(low), int(high)) if low is not None else None
+
+
+def row_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(allocations)).scalar_one())
+
+
+def recent_loads(engine: Engine, limit: int = 20) -> pd.DataFrame:
+    query = select(loads).order_by(loads.c.load_id.desc()).limit(limit)
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).mappings().all())
+
+
+def rejections(engine: Engine, load_id: int) -> pd.DataFrame:
+    query = select(load_rejections).where(load_rejections.c.load_id == load_id)
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).mappings().all())
+
+
+def current_source_files(engine: Engine) -> list[str]:
+    query = select(loads.c.source_file).where(loads.c.status == "succeeded").order_by(loads.c.load_id)
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(query)]
+
+
+def summary(engine: Engine, filters: Filters | None = None) -> dict:
+    """Totals counted once: overall, by source and by year (for ``fundatlas summary``)."""
+    filters = filters or Filters()
+    where = _counted(filters)
+    metrics = (
+        func.count(distinct(_record_key())).label("records"),
+        func.count().label("rows"),
+        func.coalesce(func.sum(A.amount_usd), 0.0).label("usd"),
+    )
+    with engine.connect() as conn:
+        total = conn.execute(select(*metrics).where(where)).mappings().one()
+        by_source = conn.execute(select(A.source, *metrics).where(where).group_by(A.source).order_by(A.source))
+        by_year = conn.execute(select(A.year, *metrics).where(where).group_by(A.year).order_by(A.year))
+        duplicates = conn.execute(select(func.count()).where(A.duplicate_of.is_not(None))).scalar_one()
+        return {
+            "records": int(total["records"]),
+            "rows": int(total["rows"]),
+            "usd": float(total["usd"]),
+            "duplicate_rows_excluded": int(duplicates),
+            "by_source": {r.source: {"records": r.records, "rows": r.rows, "usd": float(r.usd)} for r in by_source},
+            "by_year": {
+                (str(r.year) if r.year is not None else "unknown"): {
+                    "records": r.records, "rows": r.rows, "usd": float(r.usd),
+                }
+                for r in by_year
+            },
+        }

@@ -1,0 +1,125 @@
+"""The store: the canonical table, the table of loads and their rejections, through SQLAlchemy 2.
+
+SQLite (a file) is the embedded default; PostgreSQL with PostGIS is the server option, where
+``allocations.geom`` is a generated point column with a spatial index. The store is the only
+module that writes; every write of a load happens in one transaction (see ``loading``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    text,
+)
+
+from data_sources.schema import COLUMNS
+
+metadata = MetaData()
+
+_SQL_TYPES = {"str": Text, "int": Integer, "float": lambda: Float(precision=53), "date": lambda: String(10)}
+# Short columns get bounded types so PostgreSQL can index them cheaply.
+_SHORT = {"source": 16, "currency": 3, "country_iso3": 3, "geo_level": 8, "flow_type": 16, "sector_code": 16}
+
+
+def _column(name: str, kind: str, required: bool) -> Column:
+    sql_type = String(_SHORT[name]) if name in _SHORT else _SQL_TYPES[kind]()
+    return Column(name, sql_type, nullable=not required)
+
+
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("row_id", Integer, primary_key=True, autoincrement=True),
+    *(_column(c.name, c.kind, c.required) for c in COLUMNS),
+    UniqueConstraint("source", "record_id", "alloc", name="uq_allocations_record_alloc"),
+    Index("ix_allocations_load", "load_id"),
+    Index("ix_allocations_source_file", "source_file"),
+    Index("ix_allocations_country_year", "country_iso3", "year"),
+    Index("ix_allocations_year", "year"),
+    Index("ix_allocations_funder", "funder_name"),
+    Index("ix_allocations_recipient", "recipient_name"),
+    Index("ix_allocations_theme", "theme"),
+)
+
+loads = Table(
+    "loads",
+    metadata,
+    Column("load_id", Integer, primary_key=True, autoincrement=True),
+    Column("source_file", Text, nullable=False),
+    Column("checksum", String(64), nullable=False),
+    Column("format", String(16)),
+    Column("status", String(16), nullable=False),  # running, succeeded, failed, replaced
+    Column("records_read", Integer, nullable=False, default=0),
+    Column("rows_stored", Integer, nullable=False, default=0),
+    Column("records_rejected", Integer, nullable=False, default=0),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("message", Text),
+    Index("ix_loads_checksum", "checksum"),
+    Index("ix_loads_source_file", "source_file"),
+)
+
+load_rejections = Table(
+    "load_rejections",
+    metadata,
+    Column("rejection_id", Integer, primary_key=True, autoincrement=True),
+    Column("load_id", Integer, nullable=False, index=True),
+    Column("record_id", Text, nullable=False),
+    Column("field", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+_POSTGIS_DDL = (
+    "CREATE EXTENSION IF NOT EXISTS postgis",
+    "ALTER TABLE allocations ADD COLUMN IF NOT EXISTS geom geometry(Point, 4326) GENERATED ALWAYS AS "
+    "(CASE WHEN lat IS NOT NULL AND lon IS NOT NULL THEN ST_SetSRID(ST_MakePoint(lon, lat), 4326) END) STORED",
+    "CREATE INDEX IF NOT EXISTS ix_allocations_geom ON allocations USING GIST (geom)",
+)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the dashboard read while a load writes; the busy timeout makes a second writer wait.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; creates the SQLite file's folder when needed."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def initialise(engine: Engine) -> None:
+    """Create the tables (and the PostGIS point column) if they do not exist yet."""
+    metadata.create_all(engine)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            for statement in _POSTGIS_DDL:
+                conn.execute(text(statement))
+
+
+def open_store(url: str) -> Engine:
+    engine = make_engine(url)
+    initialise(engine)
+    return engine

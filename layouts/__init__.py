@@ -1,0 +1,1 @@
+"""Functions that build the dashboard's component trees; no I/O."""

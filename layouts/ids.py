@@ -1,0 +1,32 @@
+"""Every component id of the dashboard, in one place (kebab-case, prefixed by panel)."""
+
+URL = "page-url"
+FILTER_ERROR = "filters-error"
+
+YEARS = "filters-years"
+FUNDER = "filters-funder"
+RECIPIENT = "filters-recipient"
+THEME = "filters-theme"
+SECTOR = "filters-sector"
+COUNTRY = "filters-country"
+SOURCE = "filters-source"
+FLOW_TYPE = "filters-flow-type"
+RESET = "filters-reset"
+
+HEADLINE_USD = "headline-usd"
+HEADLINE_RECORDS = "headline-records"
+HEADLINE_FUNDERS = "headline-funders"
+HEADLINE_RECIPIENTS = "headline-recipients"
+HEADLINE_NOTE = "headline-note"
+
+MAP = "map-choropleth"
+MAP_NOTE = "map-note"
+
+TABLE_CONTAINER = "table-container"
+TABLE = "table-grid"
+TABLE_COUNT = "table-count"
+
+EXPORT_CSV = "export-csv"
+
+# Dropdowns whose options come from the server as the user types.
+SEARCHABLE_DROPDOWNS = {FUNDER: "funder", RECIPIENT: "recipient", SECTOR: "sector", COUNTRY: "country"}

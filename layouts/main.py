@@ -1,0 +1,159 @@
+"""The main page: filters beside headline figures, the world map and the table of rows."""
+
+from __future__ import annotations
+
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from data_sources.schema import FLOW_TYPES, SOURCES
+from layouts import ids
+
+# Columns the table shows by default (all canonical columns are in the export).
+TABLE_COLUMNS = (
+    ("year", "Year", 80), ("funder_name", "Funder", 220), ("recipient_name", "Recipient", 220),
+    ("title", "Title", 280), ("country_name", "Country", 140), ("region", "Region", 160),
+    ("theme", "Theme", 150), ("sector_name", "Sector", 180), ("flow_type", "Flow", 120),
+    ("amount", "Amount", 130), ("currency", "Cur.", 70), ("amount_usd", "USD", 130),
+    ("geo_level", "Place precision", 120), ("source", "Source", 100), ("record_id", "Record id", 220),
+)
+
+
+def _labelled(label: str, control, control_id: str) -> html.Div:
+    return html.Div([dbc.Label(label, html_for=control_id, className="mb-1 small fw-semibold"), control],
+                    className="mb-3")
+
+
+def _dropdown(control_id: str, placeholder: str, options: list | None = None) -> dcc.Dropdown:
+    return dcc.Dropdown(id=control_id, options=options or [], multi=True, placeholder=placeholder,
+                        searchable=True, clearable=True)
+
+
+def filters_panel(year_range: tuple[int, int], themes: list[str]) -> dbc.Card:
+    low, high = year_range
+    marks = {y: str(y) for y in range(low, high + 1) if (y - low) % max(1, (high - low) // 4 or 1) == 0}
+    marks[high] = str(high)
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.H2("Filters", className="h6 text-uppercase text-muted"),
+                _labelled("Years", dcc.RangeSlider(id=ids.YEARS, min=low, max=high, step=1, value=[low, high],
+                                                   marks=marks, allowCross=False,
+                                                   tooltip={"placement": "bottom"}), ids.YEARS),
+                _labelled("Funder", _dropdown(ids.FUNDER, "Any funder (type to search)"), ids.FUNDER),
+                _labelled("Recipient", _dropdown(ids.RECIPIENT, "Any recipient (type to search)"),
+                          ids.RECIPIENT),
+                _labelled("Theme", _dropdown(ids.THEME, "Any theme", [{"label": t, "value": t} for t in themes]),
+                          ids.THEME),
+                _labelled("Sector (DAC)", _dropdown(ids.SECTOR, "Any sector (type to search)"), ids.SECTOR),
+                _labelled("Country", _dropdown(ids.COUNTRY, "Any country (or click the map)"), ids.COUNTRY),
+                _labelled("Source", _dropdown(ids.SOURCE, "Any source", [{"label": s, "value": s} for s in SOURCES]),
+                          ids.SOURCE),
+                _labelled("Flow type", _dropdown(ids.FLOW_TYPE, "Any flow type",
+                                                 [{"label": f, "value": f} for f in FLOW_TYPES]), ids.FLOW_TYPE),
+                dbc.Button("Reset filters", id=ids.RESET, color="secondary", outline=True, size="sm"),
+            ]
+        ),
+        className="shadow-sm",
+    )
+
+
+def _figure_card(title: str, value_id: str) -> dbc.Col:
+    return dbc.Col(
+        dbc.Card(dbc.CardBody([html.Div(title, className="small text-muted"),
+                               html.Div("…", id=value_id, className="fs-4 fw-semibold", **{"aria-live": "polite"})])),
+        xs=6, lg=3, className="mb-2",
+    )
+
+
+def headline_row() -> html.Div:
+    return html.Div(
+        [
+            dbc.Row([
+                _figure_card("Total USD (counted once)", ids.HEADLINE_USD),
+                _figure_card("Records", ids.HEADLINE_RECORDS),
+                _figure_card("Funders", ids.HEADLINE_FUNDERS),
+                _figure_card("Recipients", ids.HEADLINE_RECIPIENTS),
+            ]),
+            html.Div(id=ids.HEADLINE_NOTE, className="small text-muted mb-2"),
+        ]
+    )
+
+
+def map_panel() -> dbc.Card:
+    return dbc.Card(
+        dbc.CardBody([
+            html.H2("Where the money goes: USD by country", className="h6"),
+            dcc.Loading(dcc.Graph(id=ids.MAP, config={"displaylogo": False, "scrollZoom": False},
+                                  style={"height": "460px"}, className="map-graph"), type="dot"),
+            html.Div(id=ids.MAP_NOTE, className="small text-muted"),
+        ]),
+        className="shadow-sm mb-3",
+    )
+
+
+def table_grid() -> dag.AgGrid:
+    """The table of filtered rows: pages of rows come from the server as the user scrolls or sorts."""
+    return dag.AgGrid(
+        id=ids.TABLE,
+        rowModelType="infinite",
+        columnDefs=[
+            {"field": f, "headerName": name, "width": width, "sortable": True,
+             **({"type": "numericColumn", "valueFormatter": {"function": "d3.format(',.0f')(params.value)"}}
+                if f in ("amount", "amount_usd") else {})}
+            for f, name, width in TABLE_COLUMNS
+        ],
+        defaultColDef={"resizable": True, "filter": False},
+        dashGridOptions={"cacheBlockSize": 100, "maxBlocksInCache": 5, "rowBuffer": 0,
+                         "infiniteInitialRowCount": 1, "tooltipShowDelay": 300},
+        style={"height": "420px"},
+        className="ag-theme-alpine",
+    )
+
+
+def table_panel() -> dbc.Card:
+    return dbc.Card(
+        dbc.CardBody([
+            html.Div([
+                html.H2("Rows", className="h6 mb-0 me-auto"),
+                html.Span(id=ids.TABLE_COUNT, className="small text-muted me-3"),
+                html.A("Export CSV", id=ids.EXPORT_CSV, href="/export/csv", className="btn btn-primary btn-sm",
+                       role="button", download="fundatlas-export.csv"),
+            ], className="d-flex align-items-center mb-2"),
+            html.Div(table_grid(), id=ids.TABLE_CONTAINER),
+        ]),
+        className="shadow-sm mb-3",
+    )
+
+
+def page(year_range: tuple[int, int], themes: list[str], demo_label: str | None) -> html.Div:
+    banner = dbc.Alert(demo_label, color="warning", className="py-1 mb-2 small", id="demo-banner") if demo_label else None
+    return html.Div(
+        [
+            dcc.Location(id=ids.URL, refresh=False),
+            dbc.Navbar(
+                dbc.Container([
+                    html.Span([html.Strong("fundatlas"), html.Span(" · who funds what, where", className="ms-1")],
+                              className="navbar-brand mb-0 h1"),
+                ], fluid=True),
+                color="dark", dark=True, className="mb-3",
+            ),
+            dbc.Container(
+                [
+                    banner,
+                    dbc.Alert(id=ids.FILTER_ERROR, color="danger", is_open=False, className="py-1 small"),
+                    dbc.Row([
+                        dbc.Col(filters_panel(year_range, themes), md=4, lg=3, className="mb-3"),
+                        dbc.Col([headline_row(), map_panel(), table_panel()], md=8, lg=9),
+                    ]),
+                    html.Footer(
+                        ["Boundaries: Natural Earth (public domain). Exchange rates: ECB reference rates, annual "
+                         "means. Amounts are split over places and sectors by the source's percentages, so each "
+                         "amount is counted once."],
+                        className="small text-muted my-3",
+                    ),
+                ],
+                fluid=True,
+            ),
+        ]
+    )

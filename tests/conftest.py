@@ -1,0 +1,106 @@
+"""Shared fixtures. Real files come from ../shared/data; a missing file fails, never skips."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def shared_file(*parts: str) -> Path:
+    """Path of a file in ../shared/data; fails the test (not skips) when it is missing."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"shared data file missing: {path} (tests read real files from ../shared/data)")
+    return path
+
+
+def shared_files(folder: str, pattern: str) -> list[Path]:
+    files = sorted((SHARED_DATA / folder).glob(pattern))
+    if not files:
+        raise RuntimeError(f"no files matching {pattern} in {SHARED_DATA / folder}")
+    return files
+
+
+# --- stores: every store test runs on SQLite and on PostgreSQL/PostGIS -----------------------------
+PG_URL_VARIABLE = "FUNDATLAS_TEST_PG_URL"
+
+
+def _pg_admin_url() -> str:
+    url = os.environ.get(PG_URL_VARIABLE)
+    if not url:
+        pytest.fail(
+            f"{PG_URL_VARIABLE} is not set: the store tests need PostgreSQL with PostGIS. "
+            "Run the tests through `bash .ci/run`, which starts one on loopback."
+        )
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> str:
+    """A template database with PostGIS, so each test's database is created quickly."""
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"fundatlas_tpl_{os.getpid()}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    tpl = create_engine(admin.url.set(database=name))
+    with tpl.begin() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    tpl.dispose()
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def _new_pg_url(template: str) -> str:
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"fundatlas_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+    return admin.url.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg(url: str) -> None:
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    name = make_url(url).database
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """A fresh, empty store URL: an SQLite file, or a new PostgreSQL database with PostGIS."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
+        return
+    url = _new_pg_url(request.getfixturevalue("pg_template"))
+    yield url
+    _drop_pg(url)
+
+
+@pytest.fixture
+def engine(store_url):
+    from data_sources.store import open_store
+
+    engine = open_store(store_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    from data_sources.store import open_store
+
+    engine = open_store(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    yield engine
+    engine.dispose()
