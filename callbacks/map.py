@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
 from dash import Dash, Input, Output
+from plotly.colors import sample_colorscale
 
 from callbacks.context import AppContext
 from callbacks.filters import parse_search

@@ -28,7 +28,9 @@ def parse_rows_request(request: object) -> tuple[int, int, list[tuple[str, str]]
         raise ValueError("sortModel must be a short list")
     sort = []
     for item in sort_model:
-        if not isinstance(item, dict) or item.get("colId") not in GRID_COLUMNS or item.get("sort") not in ("asc", "desc"):
+        if not isinstance(item, dict) or item.get("colId") not in GRID_COLUMNS or item.get("sort") not in (
+            "asc", "desc",
+        ):
             raise ValueError("sortModel items name a table column and asc or desc")
         sort.append((item["colId"], item["sort"]))
     return start, end, sort

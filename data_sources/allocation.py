@@ -76,13 +76,18 @@ def allocate(
     country_of_point: Callable[[float, float], str | None] | None = None,
 ) -> list[Allocation]:
     """Allocations of ``record`` over its places and sectors; shares sum to 1."""
+    places = record.places or [Place()]
     if to_iso3 is None or country_of_point is None:
         from data_sources import geography
 
         to_iso3 = to_iso3 or geography.to_iso3
-        country_of_point = country_of_point or geography.country_of_point
+        if country_of_point is None:
+            # Border points on simplified shapes go to the record's own country when it is close.
+            expected = [c for c in (to_iso3(p.country) for p in places if p.country) if c]
 
-    places = record.places or [Place()]
+            def country_of_point(lat: float, lon: float) -> str | None:
+                return geography.country_of_point(lat, lon, prefer=expected)
+
     place_shares = normalised_shares([p.share for p in places])
     # A place or sector at 0 % receives nothing: it gets no row rather than a zero share.
     places = [replace(p, share=s) for p, s in zip(places, place_shares, strict=True) if s > 0]

@@ -122,7 +122,8 @@ def _store_records(
             if isinstance(item, Rejection):
                 result.rejections.append(item)
             elif (item.source, item.record_id) in seen:
-                result.rejections.append(Rejection(item.record_id, "record_id", "duplicate id in this file; first kept"))
+                duplicate = Rejection(item.record_id, "record_id", "duplicate id in this file; first kept")
+                result.rejections.append(duplicate)
             else:
                 seen.add((item.source, item.record_id))
                 records.append(item)

@@ -127,7 +127,9 @@ def table_panel() -> dbc.Card:
 
 
 def page(year_range: tuple[int, int], themes: list[str], demo_label: str | None) -> html.Div:
-    banner = dbc.Alert(demo_label, color="warning", className="py-1 mb-2 small", id="demo-banner") if demo_label else None
+    banner = None
+    if demo_label:
+        banner = dbc.Alert(demo_label, color="warning", className="py-1 mb-2 small", id="demo-banner")
     return html.Div(
         [
             dcc.Location(id=ids.URL, refresh=False),

@@ -1,0 +1,599 @@
+"""Loader for IATI activity XML (versions 2.01 to 2.03).
+
+One ``SourceRecord`` per funding transaction, or per budget when an activity reports none.
+
+Mapping rules
+-------------
+* Files: the root must be ``<iati-activities>`` with ``@version`` 2.0x (a missing version is read
+  as 2.0x). Version 1.0x files and ``<iati-organisations>`` files raise ``LoadError`` saying so.
+  The file is streamed (``iterparse`` per ``<iati-activity>``, elements freed after use), DTDs and
+  entities are never loaded or expanded, comments and processing instructions are dropped, and
+  elements of other namespaces (d-portal ``dstore``, USAID ``usg:``) are ignored.
+* Activities: the first activity with a given ``iati-identifier`` is kept; a later one with the
+  same identifier is rejected (field ``iati-identifier``), as is an activity with none.
+* Transactions: types 2 (outgoing commitment) -> ``commitment``, 3 -> ``disbursement``,
+  4 -> ``expenditure``, 12 (outgoing pledge) -> ``pledge``. The 1.0x letter codes (C, D, E, IF,
+  ...) are accepted too. All other types are skipped silently: 1 incoming funds, 11 incoming
+  commitment and 13 incoming pledge are the same money as the provider's outgoing transaction
+  (counting them would count it twice along the chain), and 5 interest, 6 loan repayment,
+  7 reimbursement, 8/9 equity and 10 credit guarantee are not allocations of funding.
+  A transaction type without a code, or with a code outside the codelist, is rejected.
+  ``record_id`` is ``{iati-identifier}#t{n}``, n the 0-based position among *all* the
+  activity's transactions, so it does not change when the type filter does.
+* Budgets: only for an activity with no transaction of a counted type, one record per
+  ``<budget>`` (``record_id`` ``{iati-identifier}#b{n}``, n among all its budgets). When the
+  activity has a revised budget (type 2) for a period-start, the original ones (type 1, or no
+  type) for that period-start are dropped. Status 2 (committed) -> ``commitment``; status 1 or
+  none (indicative) -> ``pledge``. The date is period-start (else value/@value-date).
+* Amount: the value text as an xsd:decimal (surrounding whitespace allowed; thousands
+  separators, NaN and the like are rejected, field ``transaction/value`` or ``budget/value``).
+  Negative values are kept: they are corrections. Currency: value/@currency, else the
+  activity's @default-currency, else rejected (field ``value/@currency``).
+* Date: transaction-date/@iso-date, else value/@value-date, cut to YYYY-MM-DD (datetimes are
+  accepted); none valid -> rejected (field ``transaction-date/@iso-date``). ``year`` comes from
+  it. start_date: actual start (activity-date type 2) else planned start (1); end_date: actual
+  end (4) else planned end (3).
+* Funder: the transaction's provider-org (@ref, narrative, @type), else the reporting-org.
+  Recipient: the transaction's receiver-org, else the first implementing participating-org
+  (@role 4); budgets use reporting-org and implementing org. ``implementer_name`` is the
+  implementing org's name. Org ``@type`` codes become OrganisationType names.
+* Narratives: the first non-empty one in English or without xml:lang, else the first
+  non-empty one; stripped.
+* title: activity title; description: description @type 1, else the first.
+* Sectors: the transaction's own ``<sector>`` elements when it has any, else the activity's.
+  DAC vocabularies become ``SectorShare(code, narrative, percentage / 100)``: vocabulary 1 (or
+  none, DAC 5-digit) and, only when there is no 5-digit code, vocabulary 2 (DAC 3-digit), so the
+  shares of one vocabulary are not added to those of another. ``source_sector`` lists every
+  sector of every vocabulary as ``"{vocabulary}:{code} - {narrative}"`` joined with ``"; "``.
+* Places: the transaction's recipient-country / recipient-region when it has any, else the
+  activity's. Country -> ``Place(country=@code)``; region -> ``Place(region=@code)`` for the DAC
+  vocabulary (1 or none), ``"{vocabulary}:{code}"`` otherwise; share = percentage / 100. No
+  places when none is given (allocation treats the record as unknown).
+* Shares stated as 0 % carry no money and are dropped when another item has a positive share;
+  when all of them are 0 (a publisher's slip, e.g. a single country at 0 %) they become None.
+* Points: every activity ``<location>/<point>/<pos>`` ("lat lon", WGS84; commas tolerated) inside
+  the lat/lon range, in document order, the same list on every record of the activity.
+* theme_hint stays None.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date as _date
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from lxml import etree
+
+from .errors import LoadError, Rejection
+from .records import Place, SectorShare, SourceRecord
+
+NAME = "iati"
+
+FLOW_TYPES = {"2": "commitment", "3": "disbursement", "4": "expenditure", "12": "pledge"}
+_TRANSACTION_TYPES = {str(code) for code in range(1, 14)}
+# IATI 1.0x TransactionType letter codes, still found in some 2.0x files.
+_LETTER_CODES = {
+    "IF": "1",
+    "C": "2",
+    "D": "3",
+    "E": "4",
+    "IR": "5",
+    "LR": "6",
+    "R": "7",
+    "QP": "8",
+    "QS": "9",
+    "CG": "10",
+}
+
+# IATI OrganisationType codelist.
+ORGANISATION_TYPES = {
+    "10": "Government",
+    "11": "Local Government",
+    "15": "Other Public Sector",
+    "21": "International NGO",
+    "22": "National NGO",
+    "23": "Regional NGO",
+    "24": "Partner Country based NGO",
+    "30": "Public Private Partnership",
+    "40": "Multilateral",
+    "60": "Foundation",
+    "70": "Private Sector",
+    "71": "Private Sector in Provider Country",
+    "72": "Private Sector in Aid Recipient Country",
+    "73": "Private Sector in Third Country",
+    "80": "Academic, Training and Research",
+    "90": "Other",
+}
+
+# Options for every parse: never fetch or expand anything the file points at.
+_SAFE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+_DATE_PREFIX = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_DAC_SECTOR_VOCABULARIES = ("1", "2")
+
+_Shared = TypeVar("_Shared", Place, SectorShare)
+
+
+def detect(head: bytes) -> bool:
+    """True when the first element of ``head`` is ``<iati-activities>``.
+
+    ``<iati-organisations>`` is claimed too, so that ``read`` can say why it is not loaded
+    instead of the file being reported as an unknown format.
+    """
+    return _first_tag(head) in ("iati-activities", "iati-organisations")
+
+
+def read(path: Path) -> Iterator[SourceRecord | Rejection]:
+    """Yield a record per counted transaction (or budget) and a Rejection per unusable one."""
+    path = Path(path)
+    file = str(path)
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise LoadError(file, f"cannot open the file: {exc.strerror or exc}") from None
+    with stream:
+        root = _root(stream, 64 * 1024)
+        if root is not None:  # else the parse below reports where the XML goes wrong
+            _check_root(file, root)
+        stream.seek(0)
+        seen: set[str] = set()
+        context = etree.iterparse(
+            stream, events=("end",), tag="iati-activity", remove_comments=True, remove_pis=True, **_SAFE
+        )
+        try:
+            for position, (_event, activity) in enumerate(context):
+                yield from _activity(activity, position, seen)
+                # Free what has been read so memory stays flat however long the file is.
+                activity.clear(keep_tail=False)
+                while activity.getprevious() is not None:
+                    del activity.getparent()[0]
+        except etree.XMLSyntaxError as exc:
+            raise LoadError(file, _syntax_reason(exc)) from None
+        except OSError as exc:
+            raise LoadError(file, f"cannot read the file: {exc.strerror or exc}") from None
+
+
+# --- file level ---------------------------------------------------------------------------
+
+
+def _first_tag(head: bytes) -> str | None:
+    root = _root(io.BytesIO(head), 4096)
+    return root.tag if root is not None else None
+
+
+def _root(stream: BinaryIO, chunk_size: int) -> etree._Element | None:
+    """The root element (with its attributes), read from the start of ``stream``; None if not XML."""
+    parser = etree.XMLPullParser(events=("start",), **_SAFE)
+    try:
+        # Fed in chunks so the root's start event is seen before any later error.
+        while chunk := stream.read(chunk_size):
+            parser.feed(chunk)
+            for _event, element in parser.read_events():
+                return element if isinstance(element.tag, str) else None
+    except etree.XMLSyntaxError:
+        return None
+    return None
+
+
+def _check_root(file: str, root: etree._Element) -> None:
+    if root.tag == "iati-organisations":
+        raise LoadError(
+            file,
+            "this is an IATI organisation file (<iati-organisations>); only IATI activity files "
+            "(<iati-activities>) can be loaded",
+        )
+    if root.tag != "iati-activities":
+        raise LoadError(file, f"not an IATI activity file: the root element is <{root.tag}>")
+    version = (root.get("version") or "").strip()
+    if version.startswith("1."):
+        raise LoadError(
+            file,
+            f"IATI version {version} is not supported: IATI 1.0x files cannot be loaded; "
+            "use the file in IATI 2.0x (2.01 to 2.03), e.g. from the publisher or the IATI Datastore",
+            field="iati-activities/@version",
+        )
+    if version and not version.startswith("2."):
+        raise LoadError(
+            file,
+            f"IATI version {version} is not supported (only 2.01 to 2.03)",
+            field="iati-activities/@version",
+        )
+
+
+def _syntax_reason(exc: etree.XMLSyntaxError) -> str:
+    line, column = exc.position if exc.position else (0, 0)
+    if not line:
+        return f"not XML: the file is empty or holds no XML element ({exc.msg})"
+    return f"malformed or truncated XML at line {line}, column {column}: {exc.msg}"
+
+
+# --- activity level -----------------------------------------------------------------------
+
+
+@dataclass
+class _Org:
+    ref: str | None
+    name: str | None
+    type: str | None
+
+
+@dataclass
+class _Activity:
+    """What every record of one activity shares."""
+
+    identifier: str
+    default_currency: str | None
+    reporting: _Org | None
+    implementer: _Org | None
+    title: str | None
+    description: str | None
+    start_date: str | None
+    end_date: str | None
+    places: list[Place]
+    sectors: list[SectorShare]
+    source_sector: str | None
+    points: list[tuple[float, float]] = field(default_factory=list)
+
+
+def _activity(element: etree._Element, position: int, seen: set[str]) -> Iterator[SourceRecord | Rejection]:
+    identifier = _clean(element.findtext("iati-identifier"))
+    if not identifier:
+        yield Rejection(f"activity {position + 1} in file", "iati-identifier", "missing iati-identifier")
+        return
+    if identifier in seen:
+        yield Rejection(identifier, "iati-identifier", "duplicate activity in file; first kept")
+        return
+    seen.add(identifier)
+
+    sectors, source_sector = _sectors(element)
+    dates = _activity_dates(element)
+    activity = _Activity(
+        identifier=identifier,
+        default_currency=_clean(element.get("default-currency")),
+        reporting=_org(element.find("reporting-org")),
+        implementer=_implementer(element),
+        title=_narrative(element.find("title")),
+        description=_description(element),
+        start_date=dates.get("2") or dates.get("1"),
+        end_date=dates.get("4") or dates.get("3"),
+        places=_places(element),
+        sectors=sectors,
+        source_sector=source_sector,
+        points=_points(element),
+    )
+
+    counted = False
+    for n, transaction in enumerate(element.iterfind("transaction")):
+        record_id = f"{identifier}#t{n}"
+        type_element = transaction.find("transaction-type")
+        code = _clean(type_element.get("code")) if type_element is not None else None
+        if not code:
+            yield Rejection(record_id, "transaction-type/@code", "missing transaction type code")
+            continue
+        code = _LETTER_CODES.get(code.upper(), code)
+        flow_type = FLOW_TYPES.get(code)
+        if flow_type is None:
+            if code not in _TRANSACTION_TYPES:
+                yield Rejection(
+                    record_id, "transaction-type/@code", f"unknown transaction type code {code!r}"
+                )
+            continue  # not a funding allocation (see the module docstring)
+        counted = True
+        yield _transaction(activity, transaction, record_id, flow_type)
+
+    if not counted:
+        yield from _budgets(activity, element)
+
+
+def _transaction(
+    activity: _Activity, transaction: etree._Element, record_id: str, flow_type: str
+) -> SourceRecord | Rejection:
+    value = transaction.find("value")
+    amount, problem = _amount(value)
+    if problem:
+        return Rejection(record_id, "transaction/value", problem)
+    currency, problem = _currency(value, activity.default_currency)
+    if problem:
+        return Rejection(record_id, "value/@currency", problem)
+    when = _iso_date(transaction.find("transaction-date"), "iso-date") or _iso_date(value, "value-date")
+    if when is None:
+        return Rejection(
+            record_id,
+            "transaction-date/@iso-date",
+            "no valid date: neither transaction-date/@iso-date nor value/@value-date is a YYYY-MM-DD date",
+        )
+
+    funder = _org(transaction.find("provider-org"))
+    if funder is None:
+        funder = activity.reporting
+    elif funder.type is None and activity.reporting and funder.ref and funder.ref == activity.reporting.ref:
+        funder = replace(funder, type=activity.reporting.type)  # same org, the type is known
+    recipient = _org(transaction.find("receiver-org")) or activity.implementer
+
+    places = activity.places
+    if transaction.find("recipient-country") is not None or transaction.find("recipient-region") is not None:
+        places = _places(transaction)
+    sectors, source_sector = activity.sectors, activity.source_sector
+    if transaction.find("sector") is not None:
+        sectors, source_sector = _sectors(transaction)
+
+    return _record(
+        activity,
+        record_id,
+        flow_type,
+        amount,
+        currency,
+        when,
+        funder,
+        recipient,
+        places,
+        sectors,
+        source_sector,
+    )
+
+
+def _budgets(activity: _Activity, element: etree._Element) -> Iterator[SourceRecord | Rejection]:
+    budgets = element.findall("budget")
+    revised_starts = {
+        _iso_date(budget.find("period-start"), "iso-date")
+        for budget in budgets
+        if _clean(budget.get("type")) == "2"
+    }
+    revised_starts.discard(None)
+    for n, budget in enumerate(budgets):
+        record_id = f"{activity.identifier}#b{n}"
+        start = _iso_date(budget.find("period-start"), "iso-date")
+        if (_clean(budget.get("type")) or "1") == "1" and start in revised_starts:
+            continue  # superseded by the revised budget for the same period
+        value = budget.find("value")
+        amount, problem = _amount(value)
+        if problem:
+            yield Rejection(record_id, "budget/value", problem)
+            continue
+        currency, problem = _currency(value, activity.default_currency)
+        if problem:
+            yield Rejection(record_id, "value/@currency", problem)
+            continue
+        when = start or _iso_date(value, "value-date")
+        if when is None:
+            yield Rejection(
+                record_id, "budget/period-start/@iso-date", "no valid date: period-start or value/@value-date"
+            )
+            continue
+        flow_type = "commitment" if _clean(budget.get("status")) == "2" else "pledge"
+        yield _record(
+            activity,
+            record_id,
+            flow_type,
+            amount,
+            currency,
+            when,
+            activity.reporting,
+            activity.implementer,
+            activity.places,
+            activity.sectors,
+            activity.source_sector,
+        )
+
+
+def _record(
+    activity: _Activity,
+    record_id: str,
+    flow_type: str,
+    amount: float,
+    currency: str,
+    when: str,
+    funder: _Org | None,
+    recipient: _Org | None,
+    places: list[Place],
+    sectors: list[SectorShare],
+    source_sector: str | None,
+) -> SourceRecord:
+    # Copies, so that a consumer changing one record cannot change its siblings.
+    return SourceRecord(
+        source=NAME,
+        record_id=record_id,
+        flow_type=flow_type,
+        amount=amount,
+        currency=currency,
+        year=int(when[:4]),
+        date=when,
+        start_date=activity.start_date,
+        end_date=activity.end_date,
+        funder_id=funder.ref if funder else None,
+        funder_name=funder.name if funder else None,
+        funder_type=funder.type if funder else None,
+        recipient_id=recipient.ref if recipient else None,
+        recipient_name=recipient.name if recipient else None,
+        recipient_type=recipient.type if recipient else None,
+        implementer_name=activity.implementer.name if activity.implementer else None,
+        title=activity.title,
+        description=activity.description,
+        source_sector=source_sector,
+        places=[replace(place) for place in places],
+        sectors=[replace(sector) for sector in sectors],
+        points=list(activity.points),
+    )
+
+
+# --- element helpers ----------------------------------------------------------------------
+
+
+def _clean(text: str | None) -> str | None:
+    text = (text or "").strip()
+    return text or None
+
+
+def _text(element: etree._Element) -> str:
+    """Text of an element and its children, without unexpanded entity references."""
+    parts = [element.text or ""]
+    for child in element:
+        if isinstance(child.tag, str):
+            parts.append(_text(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def _is_english(lang: str | None) -> bool:
+    if lang is None:
+        return True
+    lang = lang.strip().lower()
+    return lang in ("en", "eng") or lang.startswith("en-")
+
+
+def _narrative(element: etree._Element | None) -> str | None:
+    if element is None:
+        return None
+    texts = []
+    for narrative in element.iterfind("narrative"):
+        text = _text(narrative).strip()
+        if text:
+            texts.append((narrative.get(_XML_LANG), text))
+    if not texts:
+        return _clean(element.text)  # 1.0x style: the text sits in the element itself
+    return next((text for lang, text in texts if _is_english(lang)), texts[0][1])
+
+
+def _description(element: etree._Element) -> str | None:
+    descriptions = element.findall("description")
+    general = [d for d in descriptions if _clean(d.get("type")) == "1"]
+    for description in general + [d for d in descriptions if d not in general]:
+        text = _narrative(description)
+        if text:
+            return text
+    return None
+
+
+def _org(element: etree._Element | None) -> _Org | None:
+    if element is None:
+        return None
+    ref, name = _clean(element.get("ref")), _narrative(element)
+    if ref is None and name is None:
+        return None
+    return _Org(ref, name, ORGANISATION_TYPES.get(_clean(element.get("type")) or ""))
+
+
+def _implementer(element: etree._Element) -> _Org | None:
+    for participant in element.iterfind("participating-org"):
+        if _clean(participant.get("role")) == "4":
+            org = _org(participant)
+            if org is not None:
+                return org
+    return None
+
+
+def _iso_date(element: etree._Element | None, attribute: str) -> str | None:
+    """The attribute as YYYY-MM-DD (a datetime is cut to its date), or None if it is not a date."""
+    if element is None:
+        return None
+    match = _DATE_PREFIX.match((element.get(attribute) or "").strip())
+    if not match:
+        return None
+    try:
+        day = _date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return None
+    if not 1900 <= day.year <= 2100:  # the table's year range; anything else is a typo
+        return None
+    return day.isoformat()
+
+
+def _activity_dates(element: etree._Element) -> dict[str, str]:
+    dates: dict[str, str] = {}
+    for activity_date in element.iterfind("activity-date"):
+        kind, when = _clean(activity_date.get("type")), _iso_date(activity_date, "iso-date")
+        if kind and when and kind not in dates:
+            dates[kind] = when
+    return dates
+
+
+def _amount(value: etree._Element | None) -> tuple[float, str | None]:
+    text = _clean(_text(value)) if value is not None else None
+    if text is None:
+        return math.nan, "missing value"
+    if not _DECIMAL.fullmatch(text):
+        return math.nan, f"value {text!r} is not a decimal number"
+    return float(text), None
+
+
+def _currency(value: etree._Element | None, default: str | None) -> tuple[str, str | None]:
+    currency = (value is not None and _clean(value.get("currency"))) or default
+    if not currency:
+        return "", "no currency: neither value/@currency nor iati-activity/@default-currency"
+    currency = currency.upper()
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        return "", f"currency {currency!r} is not an ISO 4217 code"
+    return currency, None
+
+
+def _share(element: etree._Element) -> float | None:
+    try:
+        percentage = float((element.get("percentage") or "").strip())
+    except ValueError:
+        return None
+    if not math.isfinite(percentage) or percentage < 0:
+        return None
+    return percentage / 100
+
+
+def _without_zero_shares(items: list[_Shared]) -> list[_Shared]:
+    if any(item.share for item in items):
+        return [item for item in items if item.share != 0]
+    return [replace(item, share=None) if item.share == 0 else item for item in items]
+
+
+def _places(scope: etree._Element) -> list[Place]:
+    places = []
+    for country in scope.iterfind("recipient-country"):
+        code = _clean(country.get("code"))
+        if code:
+            places.append(Place(share=_share(country), country=code.upper()))
+    for region in scope.iterfind("recipient-region"):
+        code = _clean(region.get("code"))
+        vocabulary = _clean(region.get("vocabulary")) or "1"
+        if code:
+            places.append(
+                Place(share=_share(region), region=code if vocabulary == "1" else f"{vocabulary}:{code}")
+            )
+    return _without_zero_shares(places)
+
+
+def _sectors(scope: etree._Element) -> tuple[list[SectorShare], str | None]:
+    dac: dict[str, list[SectorShare]] = {vocabulary: [] for vocabulary in _DAC_SECTOR_VOCABULARIES}
+    texts = []
+    for sector in scope.iterfind("sector"):
+        code = _clean(sector.get("code"))
+        if code is None:
+            continue
+        vocabulary = _clean(sector.get("vocabulary")) or "1"
+        name = _narrative(sector)
+        texts.append(f"{vocabulary}:{code}" + (f" - {name}" if name else ""))
+        if vocabulary in dac:
+            dac[vocabulary].append(SectorShare(share=_share(sector), code=code, name=name))
+    # 5-digit codes when there are any: mixing vocabularies would add up two sets of percentages.
+    chosen = dac["1"] or dac["2"]
+    return _without_zero_shares(chosen), "; ".join(texts) or None
+
+
+def _points(element: etree._Element) -> list[tuple[float, float]]:
+    points = []
+    for pos in element.iterfind("location/point/pos"):
+        srs = pos.getparent().get("srsName") or ""
+        if srs and not srs.rstrip("/").endswith("4326"):
+            continue  # another coordinate system: the numbers are not degrees
+        parts = [part for part in re.split(r"[\s,]+", pos.text or "") if part]
+        if len(parts) != 2:
+            continue
+        try:
+            lat, lon = float(parts[0]), float(parts[1])
+        except ValueError:
+            continue
+        if math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180:
+            points.append((lat, lon))
+    return points
