@@ -61,10 +61,16 @@ def _place_fields(allocation: Allocation) -> dict[str, object]:
     }
 
 
-def _money_fields(record: SourceRecord, amount: float | None) -> dict[str, object]:
+def _money_fields(record: SourceRecord, amount: float | None, share: float) -> dict[str, object]:
     currency = (record.currency or "").strip().upper() or None
     if amount is None:
         return {"amount": None, "currency": currency, "amount_usd": None, "fx_rate": None, "fx_note": None}
+    if record.amount_usd is not None and math.isfinite(record.amount_usd) and record.amount:
+        usd = record.amount_usd * share
+        rate = record.amount_usd / record.amount
+        if math.isfinite(rate) and rate > 0:
+            return {"amount": amount, "currency": currency, "amount_usd": usd, "fx_rate": rate,
+                    "fx_note": "US dollars as stated by the source"}
     if currency is None or record.year is None:
         note = "no currency given" if currency is None else "no year to choose a rate"
         return {"amount": amount, "currency": currency, "amount_usd": None, "fx_rate": None, "fx_note": note}
@@ -106,7 +112,7 @@ def canonical_rows(record: SourceRecord, source_file: str, load_id: int) -> list
         row = dict(base)
         row.update(alloc=allocation.alloc, allocation_share=allocation.share)
         row.update(sector_code=code, sector_name=name, theme=theme or text_theme)
-        row.update(_money_fields(record, allocation.amount))
+        row.update(_money_fields(record, allocation.amount, allocation.share))
         row.update(_place_fields(allocation))
         rows.append(row)
     return rows

@@ -62,6 +62,9 @@ class SourceRecord:
     description: str | None = None
     source_sector: str | None = None  # the source's own classification text, untouched
     theme_hint: str | None = None  # free text the theme crosswalk may use (e.g. 360Giving classifications)
+    # US dollars for the whole record when the source states them (FTS amountUSD): kept as given,
+    # split by share like the amount, instead of converting at our annual rate.
+    amount_usd: float | None = None
     places: list[Place] = field(default_factory=list)
     sectors: list[SectorShare] = field(default_factory=list)
     # Points (lat, lon) the source gives for the whole record (e.g. IATI <location>), not tied to

@@ -9,6 +9,9 @@ from dash import dcc, html
 from data_sources.schema import FLOW_TYPES, SOURCES
 from layouts import ids
 
+# plotly.js asks for its world topojson even for GeoJSON maps: serve the vendored copy, never the CDN.
+MAP_CONFIG = {"displaylogo": False, "scrollZoom": False, "topojsonURL": "/assets/topojson/"}
+
 # Columns the table shows by default (all canonical columns are in the export).
 TABLE_COLUMNS = (
     ("year", "Year", 80), ("funder_name", "Funder", 220), ("recipient_name", "Recipient", 220),
@@ -31,7 +34,8 @@ def _dropdown(control_id: str, placeholder: str, options: list | None = None) ->
 
 def filters_panel(year_range: tuple[int, int], themes: list[str]) -> dbc.Card:
     low, high = year_range
-    marks = {y: str(y) for y in range(low, high + 1) if (y - low) % max(1, (high - low) // 4 or 1) == 0}
+    step = max(1, round((high - low) / 4))
+    marks = {y: str(y) for y in range(low, high + 1, step) if high - y >= step / 2}
     marks[high] = str(high)
     return dbc.Card(
         dbc.CardBody(
@@ -84,7 +88,7 @@ def map_panel() -> dbc.Card:
     return dbc.Card(
         dbc.CardBody([
             html.H2("Where the money goes: USD by country", className="h6"),
-            dcc.Loading(dcc.Graph(id=ids.MAP, config={"displaylogo": False, "scrollZoom": False},
+            dcc.Loading(dcc.Graph(id=ids.MAP, config=MAP_CONFIG,
                                   style={"height": "460px"}, className="map-graph"), type="dot"),
             html.Div(id=ids.MAP_NOTE, className="small text-muted"),
         ]),
