@@ -5,6 +5,7 @@ every panel reads ``Filters.from_query_string(url.search)``, so a copied URL res
 from __future__ import annotations
 
 from dash import Dash, Input, Output, State, ctx, no_update
+from dash.exceptions import PreventUpdate
 
 from callbacks.context import AppContext
 from data_sources import queries
@@ -67,6 +68,8 @@ def register(app: Dash, context: AppContext) -> None:
         Output(ids.URL, "search"),
         Output(ids.YEARS, "value"),
         *(Output(cid, "value") for cid in CONTROL_IDS),
+        # The searchable dropdowns get options that include their values, or they would drop them.
+        *(Output(cid, "options") for cid in ids.SEARCHABLE_DROPDOWNS),
         Output(ids.FILTER_ERROR, "children"),
         Output(ids.FILTER_ERROR, "is_open"),
         Input(ids.URL, "search"),
@@ -86,21 +89,25 @@ def register(app: Dash, context: AppContext) -> None:
         if trigger in (None, ids.URL):
             # Page load or back/forward: the URL sets the controls.
             years_value, control_values = filters_to_controls(current, bounds)
-            return (no_update, years_value, *control_values, error, error is not None)
+            return (no_update, years_value, *control_values, *_options(control_values), error, error is not None)
         if trigger == ids.RESET:
             filters = Filters()
         else:
             try:
                 filters = controls_to_filters(years, bounds, controls, keep=current)
             except FilterError as exc:
-                return (no_update,) * (2 + len(CONTROL_IDS)) + (str(exc), True)
+                return (no_update,) * (2 + len(CONTROL_IDS) + len(ids.SEARCHABLE_DROPDOWNS)) + (str(exc), True)
             if trigger == ids.MAP:
                 iso3 = clicked_country(click_data)
                 if iso3:
                     filters = toggle_country(filters, iso3)
         years_value, control_values = filters_to_controls(filters, bounds)
         query = filters.to_query_string()
-        return ("?" + query if query else "", years_value, *control_values, None, False)
+        return ("?" + query if query else "", years_value, *control_values, *_options(control_values), None, False)
+
+    def _options(control_values: list[list[str]]) -> list[list[dict]]:
+        by_id = dict(zip(CONTROL_IDS, control_values, strict=True))
+        return [queries.options_for(context.engine, kind, by_id[cid]) for cid, kind in ids.SEARCHABLE_DROPDOWNS.items()]
 
     for control_id, kind in ids.SEARCHABLE_DROPDOWNS.items():
         _register_options(app, context, control_id, kind)
@@ -108,15 +115,13 @@ def register(app: Dash, context: AppContext) -> None:
 
 def _register_options(app: Dash, context: AppContext, control_id: str, kind: str) -> None:
     @app.callback(
-        Output(control_id, "options"),
+        Output(control_id, "options", allow_duplicate=True),
         Input(control_id, "search_value"),
-        Input(control_id, "value"),
+        State(control_id, "value"),
+        prevent_initial_call=True,
     )
     def update_options(search, selected):
-        search = search if isinstance(search, str) else ""
-        found = queries.options(context.engine, kind, search[:MAX_SEARCH], limit=50)
+        if not isinstance(search, str) or not search:
+            raise PreventUpdate
         selected = [v for v in (selected or []) if isinstance(v, str)][:50]
-        known = {o["value"] for o in found}
-        # Keep the selected values listed so the dropdown can show them.
-        extra = [{"label": v, "value": v} for v in selected if v not in known]
-        return extra + found
+        return queries.options_for(context.engine, kind, selected, search[:MAX_SEARCH])

@@ -154,6 +154,21 @@ def options(engine: Engine, kind: str, search: str = "", limit: int = 50) -> lis
         ]
 
 
+def options_for(engine: Engine, kind: str, selected: Sequence[str], search: str = "", limit: int = 50) -> list[dict]:
+    """Options matching ``search`` plus the ``selected`` values, labelled, so a dropdown can show them."""
+    found = options(engine, kind, search, limit)
+    known = {o["value"] for o in found}
+    missing = [v for v in selected if v not in known]
+    if missing:
+        label_col, value_col = _OPTION_COLUMNS[kind]
+        value = func.coalesce(value_col, label_col) if kind in ("funder", "recipient") else value_col
+        query = select(func.max(label_col), value).where(value.in_(missing)).group_by(value)
+        with engine.connect() as conn:
+            labels = {str(v): str(label or v) for label, v in conn.execute(query)}
+        found = [{"label": labels.get(v, v), "value": v} for v in missing] + found
+    return found
+
+
 def year_bounds(engine: Engine) -> tuple[int, int] | None:
     with engine.connect() as conn:
         low, high = conn.execute(select(func.min(A.year), func.max(A.year))).one()

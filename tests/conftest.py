@@ -104,3 +104,30 @@ def sqlite_engine(tmp_path):
     engine = open_store(f"sqlite:///{tmp_path / 'store.sqlite'}")
     yield engine
     engine.dispose()
+
+
+# --- browser tests: Debian Chromium, headless, no network but loopback ----------------------------
+def pytest_setup_options():
+    """Chrome options for dash[testing]: the Debian Chromium, kept off the network."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    options.binary_location = os.environ.get("FUNDATLAS_CHROMIUM", "/usr/bin/chromium")
+    for flag in ("--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic", "--window-size=1400,1100"):
+        options.add_argument(flag)
+    return options
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory) -> str:
+    """An SQLite store with the demo bundle loaded (built once per test session)."""
+    from data_sources.cli import run_demo
+    from data_sources.store import open_store
+
+    folder = tmp_path_factory.mktemp("demo")
+    url = f"sqlite:///{folder / 'demo.sqlite'}"
+    engine = open_store(url)
+    assert run_demo(engine, folder / "files") == 0
+    engine.dispose()
+    return url

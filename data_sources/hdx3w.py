@@ -1,0 +1,801 @@
+"""Loader for HDX 3W / 4W tables ("who does what where"): CSV or XLSX with an HXL hashtag row.
+
+One ``SourceRecord`` per data row. A 3W row without an amount is a *presence* record: on the map
+it counts organisations and activities, never dollars.
+
+Formats
+-------
+* The table is found by its HXL hashtag row, wherever it sits in the first 25 rows of the file
+  (or of a sheet): the first row (no text headers), the second row under text headers (the usual
+  HDX layout), or lower, under title lines. A row is the hashtag row when at least two of its
+  cells are HXL hashtags and they are more than half of its non-empty cells (libhxl's fuzzy rule;
+  untagged columns are allowed and ignored). Rows above it are ignored; rows below it are data.
+* CSV: encoding sniffed (UTF-8 with or without BOM, UTF-16 with BOM, else cp1252, else latin-1);
+  delimiter ``,`` ``;`` tab or ``|``, the one under which the hashtag row has the most tags;
+  read row by row. XLSX: every sheet with a hashtag row and an ``#org`` column is read row by row
+  (openpyxl read-only); other sheets (instructions, code lists) are skipped. Old binary ``.xls``
+  and JSON/XML files raise ``LoadError``; so does a table without a hashtag row or without any
+  ``#org`` column.
+* ``detect`` claims a CSV head with a hashtag row in its first 25 rows (never JSON, XML or binary
+  heads: the HDX CKAN metadata JSON mentions hashtags but is not a table) and, for a zip head,
+  any workbook (``b"xl/"``), which ``sniff_xlsx`` then confirms from the first 25 rows of its sheets.
+
+Hashtags
+--------
+Each hashtag cell is lower-cased and stripped of whitespace (``"#org +Acronym"`` is
+``#org+acronym``); an old-style language suffix (``#adm1/fr``) is dropped. A column is picked by
+(tag, required attributes, excluded attributes) from a priority list; when several columns fit
+one rule the leftmost wins. Rejections name the column by its normalised hashtag.
+
+Mapping rules
+-------------
+* ``record_id`` = ``row{n}``, n the row's number in the file or sheet (1-based, header and title
+  rows counted, so it is the number a spreadsheet shows); ``{sheet}:row{n}`` when the workbook has
+  several sheets. Entirely empty rows are skipped silently.
+* Implementer (who does the work): the ``#org+impl`` columns when there are any, else the plain
+  ``#org`` columns (not ``+funder``, ``+donor``, ``+prog`` or ``+lead``). Name: ``+name`` (else the
+  bare tag); a row whose name cell is empty falls back to the ``+acronym`` cell. ``recipient_name``
+  and ``implementer_name`` are both that name, because in a 4W the organisation doing the work is
+  the one receiving the money. ``recipient_id`` from ``+code``/``+id``; ``recipient_type`` from
+  ``+type`` (``+type+name`` before ``+type+code``). Acronyms are not kept when a name is given.
+  ``+prog`` (programming partner) orgs are not mapped: they are not reliably the funder.
+* Funder: ``#org+funder`` or ``#org+donor``, with the same name/acronym/code/type rules.
+  A row naming neither an implementer nor a funder is rejected (field ``#org``).
+* Sector: ``source_sector`` = the ``#sector`` text (``+name`` before the bare tag before ``+code``),
+  then the ``#subsector`` text, joined with "; ", as given. ``theme_hint`` = that text, else the
+  activity name. A ``SectorShare`` only when a column gives an OECD DAC purpose code that the
+  project's DAC table knows: ``#sector+dac``/``#subsector+dac`` (3 or 5 digits) or a 5-digit
+  ``+code``; cluster codes such as ``WASH`` or ``PROTECTION_OP`` give no sector row.
+* Place: one ``Place`` per row. ``country`` = ``#country+code`` (ISO3 or ISO2) else
+  ``#country+name``/``#country``, as given; when the row has none, the country the OCHA P-codes
+  start with (``AF01``, ``AF0101`` -> ``AF`` -> ``AFG``; a 2-letter prefix must be an ISO2 code,
+  a 3-letter one an ISO3 code). ``admin1_pcode`` = ``#adm1+code`` (or ``+pcode``; a bare ``#adm1``
+  cell that looks like a P-code), ``admin1_name`` = ``#adm1+name`` (else the bare ``#adm1``).
+  Admin 2 (``#adm2``) is not kept yet: ``Place`` has no admin-2 fields and an admin-2 P-code
+  cannot be cut reliably into its admin-1 P-code, so rows are mapped at admin 1. ``#geo+lat`` and
+  ``#geo+lon`` (or ``+long``) give the place's point when both are numbers in range (a decimal
+  comma is accepted); otherwise they are ignored. A row with none of these has no place.
+* Amount: the first ``#value+usd`` column (not ``+required``, ``+needed``, ``+gap``, ``+pct`` or
+  ``+percent``: those are not money that moved), else the first other such ``#value`` column with
+  the ``#currency`` column (three letters, else rejected, field ``#currency``; no currency column
+  or an empty cell leaves the currency empty, and enrichment says why there is no USD amount).
+  USD amounts also set ``amount_usd``, so they count in dollars even without a year. Numbers may
+  carry ``$``/``€``/``£``/``USD``, spaces and thousands separators (``1,234.5``, ``1.234,5``,
+  ``1 234``); an empty cell or ``-``, ``n/a``, ``none``, ``null`` means no amount. Anything else
+  that is not a finite number is rejected, naming the column (e.g. ``#value+usd``). Negative and
+  zero amounts are kept as given.
+* ``flow_type``: ``presence`` (amount and currency None) when there is no amount. With an amount:
+  from the value column's attributes (``+committed`` -> commitment, ``+disbursed``/``+paid`` ->
+  disbursement, ``+spent``/``+expenditure`` -> expenditure, ``+pledged`` -> pledge), else
+  ``pledge`` when the ``#status`` cell says planned/pipeline/proposed, else ``commitment``: a 4W
+  amount is usually the funding an activity has been given, not a payment whose date we know.
+* Dates: ``date`` = ``#date`` (no ``+start``/``+end``/``+year`` attribute), ``start_date`` =
+  ``#date+start``, ``end_date`` = ``#date+end``: ISO dates/datetimes, ``yyyy/mm/dd``, day-first
+  ``dd/mm/yyyy`` (``.``/``-`` too; month-first only when the day-first reading is impossible),
+  Excel date cells and, in XLSX, Excel serial numbers. Unreadable dates are left empty (dates are
+  informative in a 3W; they never cost a row).
+* ``year``: from ``date``, else ``start_date``, else a 4-digit year in the ``#date+year`` cell or
+  in a date cell's text ("Q1 2024"), else the ``year`` argument of ``read``, else the one 4-digit
+  year (19xx/20xx) in the file name ("..._january_march_2024.csv" -> 2024), else None (the
+  canonical table allows an empty year). A year outside 1900-2100 is ignored.
+* ``title`` = ``#activity+name`` (else the bare ``#activity``, not ``+code``/``+id``/``+description``),
+  ``description`` = ``#activity+description``. Beneficiary and other columns are not mapped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import math
+import re
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+from openpyxl.utils.exceptions import InvalidFileException
+
+from . import geography, themes
+from .errors import LoadError, Rejection
+from .records import Place, SectorShare, SourceRecord
+
+NAME = "hdx_3w"
+
+SCAN_ROWS = 25  # how far down a file or sheet the hashtag row may be
+_HEAD_CHARS = 64 * 1024  # text read to sniff the CSV delimiter
+_DELIMITERS = (",", ";", "\t", "|")
+
+# libhxl's token: a letter, then letters, digits or underscores.
+_HASHTAG = re.compile(r"#([a-z][a-z0-9_]*)((?:\+[a-z][a-z0-9_]*)*)(?:/[a-z]{2,3})?")
+_SPACES = re.compile(r"\s+")
+
+
+# --------------------------------------------------------------------------- hashtags
+
+
+@dataclass(frozen=True)
+class Hashtag:
+    """One parsed hashtag cell: ``#org +Impl+name`` -> tag ``org``, attrs ``{impl, name}``."""
+
+    tag: str
+    attrs: frozenset[str]
+
+    @property
+    def text(self) -> str:
+        """The normalised spelling, used to name the column in rejections."""
+        return "#" + self.tag + "".join(f"+{a}" for a in sorted(self.attrs))
+
+
+def parse_hashtag(cell: Any) -> Hashtag | None:
+    """The hashtag of a header cell, or None when the cell is not an HXL hashtag."""
+    if not isinstance(cell, str):
+        return None
+    text = _SPACES.sub("", cell.replace("\ufeff", "")).lower()
+    m = _HASHTAG.fullmatch(text)
+    if m is None:
+        return None
+    attrs = frozenset(a for a in m.group(2).split("+") if a)
+    return Hashtag(m.group(1), attrs)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def is_hashtag_row(cells: Sequence[Any]) -> bool:
+    """At least two hashtag cells, and more than half of the non-empty cells are hashtags."""
+    filled = [c for c in cells if not _blank(c)]
+    tags = sum(1 for c in filled if parse_hashtag(c) is not None)
+    return tags >= 2 and tags * 2 > len(filled)
+
+
+def _tag_count(cells: Sequence[Any]) -> int:
+    return sum(1 for c in cells if parse_hashtag(c) is not None) if is_hashtag_row(cells) else 0
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def detect(head: bytes) -> bool:
+    """Whether ``head`` is a CSV with an HXL hashtag row in its first rows, or may be a workbook.
+
+    For a zip this only says "it may be a workbook"; ``sniff_xlsx`` confirms from its rows.
+    """
+    if head.startswith(b"PK\x03\x04"):
+        return b"xl/" in head
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        return False
+    text = _decode_head(head)
+    if text is None:
+        return False
+    stripped = text.lstrip(" \t\r\n")
+    if not stripped or stripped[0] in "{[<":
+        return False  # JSON (e.g. HDX CKAN metadata) or XML: not a table
+    return _best_delimiter(text) is not None
+
+
+def sniff_xlsx(path: Path) -> bool:
+    """Whether a workbook has a sheet with an HXL hashtag row in its first 25 rows."""
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception:  # noqa: BLE001 - any unreadable workbook simply is not ours
+        return False
+    try:
+        for ws in wb.worksheets:
+            _reset_dimensions(ws)
+            for values in ws.iter_rows(max_row=SCAN_ROWS, values_only=True):
+                if is_hashtag_row(values):
+                    return True
+        return False
+    except Exception:  # noqa: BLE001 - a corrupt sheet: not recognised, read() will say why
+        return False
+    finally:
+        wb.close()
+
+
+def _decode_head(head: bytes) -> str | None:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
+    if b"\x00" in head:
+        return None  # binary, or UTF-16 without a BOM
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[3:]
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 3:  # a character cut at the end of the head
+            return head[: exc.start].decode("utf-8")
+        return head.decode("cp1252", errors="replace")
+
+
+def _best_delimiter(text: str) -> str | None:
+    """The delimiter under which the first rows hold the hashtag row with the most tags."""
+    best, best_count = None, 0
+    for delimiter in _DELIMITERS:
+        reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+        count = 0
+        try:
+            for _, row in zip(range(SCAN_ROWS), reader, strict=False):
+                count = _tag_count(row)
+                if count:
+                    break
+        except csv.Error:
+            continue
+        if count > best_count:
+            best, best_count = delimiter, count
+    return best
+
+
+# --------------------------------------------------------------------------- column layout
+
+_ORG_ROLES = frozenset({"funder", "donor", "prog", "lead"})
+_ORG_DETAILS = frozenset({"type", "code", "id", "acronym"})
+_NOT_MONEY = frozenset({"required", "needed", "gap", "pct", "percent"})
+_FLOW_BY_ATTR = {
+    "committed": "commitment",
+    "commitment": "commitment",
+    "disbursed": "disbursement",
+    "disbursement": "disbursement",
+    "paid": "disbursement",
+    "spent": "expenditure",
+    "expenditure": "expenditure",
+    "expended": "expenditure",
+    "pledged": "pledge",
+    "pledge": "pledge",
+}
+
+_Rule = tuple[str, frozenset[str], frozenset[str]]
+
+
+def _rule(tag: str, required: Sequence[str] = (), excluded: Sequence[str] | frozenset[str] = ()) -> _Rule:
+    return tag, frozenset(required), frozenset(excluded)
+
+
+def _pick(tags: Sequence[Hashtag | None], *rules: _Rule) -> int | None:
+    """Index of the leftmost column matching the first rule that any column matches."""
+    for tag, required, excluded in rules:
+        for i, hashtag in enumerate(tags):
+            if hashtag and hashtag.tag == tag and required <= hashtag.attrs and not excluded & hashtag.attrs:
+                return i
+    return None
+
+
+@dataclass(frozen=True)
+class _Org:
+    """Columns of one organisation role (implementer or funder)."""
+
+    name: int | None
+    acronym: int | None
+    id: int | None
+    type: int | None
+
+
+def _org_columns(tags: Sequence[Hashtag | None], role: frozenset[str] | None) -> _Org:
+    """Columns of the orgs with one of ``role``'s attributes, or of plain orgs when role is None."""
+    if role is None:
+        variants = [((), _ORG_ROLES | {"impl"})]
+    else:
+        variants = [((r,), frozenset()) for r in sorted(role)]
+
+    def pick(required: Sequence[str], excluded: frozenset[str]) -> int | None:
+        rules = [_rule("org", (*req, *required), exc | excluded) for req, exc in variants]
+        return _pick(tags, *rules)
+
+    name = pick(("name",), _ORG_DETAILS) if pick(("name",), _ORG_DETAILS) is not None else pick((), _ORG_DETAILS | {"name"})
+    code = pick(("code",), frozenset({"type"}))
+    return _Org(
+        name=name,
+        acronym=pick(("acronym",), frozenset({"type"})),
+        id=code if code is not None else pick(("id",), frozenset({"type"})),
+        type=_first_of(pick(("type", "name"), frozenset()), pick(("type",), frozenset({"code"})), pick(("type",), frozenset())),
+    )
+
+
+def _first_of(*indices: int | None) -> int | None:
+    return next((i for i in indices if i is not None), None)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Which column holds what, from the hashtag row."""
+
+    tags: tuple[Hashtag | None, ...]
+    implementer: _Org
+    funder: _Org
+    sector: int | None
+    subsector: int | None
+    dac_codes: tuple[tuple[int, bool], ...]  # (column, 3-digit categories allowed)
+    country_code: int | None
+    country_name: int | None
+    adm1_code: int | None
+    adm1_name: int | None
+    adm1_bare: int | None
+    pcodes: tuple[int, ...]  # P-code columns, finest last, to infer the country
+    lat: int | None
+    lon: int | None
+    value: int | None
+    currency: int | None
+    status: int | None
+    date: int | None
+    start: int | None
+    end: int | None
+    year: int | None
+    title: int | None
+    description: int | None
+
+    @property
+    def has_org(self) -> bool:
+        return any(t is not None and t.tag == "org" for t in self.tags)
+
+
+def _layout(cells: Sequence[Any]) -> _Layout:
+    tags = tuple(parse_hashtag(c) for c in cells)
+    impl_cols = _org_columns(tags, frozenset({"impl"}))
+    if impl_cols.name is None and impl_cols.acronym is None:
+        impl_cols = _org_columns(tags, None)  # a plain 3W: #org is who does the work
+    sector_rules = lambda tag: (  # noqa: E731 - a small local table of rules
+        _rule(tag, ("name",), ("code", "dac")),
+        _rule(tag, (), ("code", "dac", "name", "id")),
+        _rule(tag, ("code",), ("dac",)),
+    )
+    dac: list[tuple[int, bool]] = []
+    for tag, attr, short_ok in (
+        ("subsector", "dac", True),
+        ("sector", "dac", True),
+        ("subsector", "code", False),
+        ("sector", "code", False),
+    ):
+        i = _pick(tags, _rule(tag, (attr,)))
+        if i is not None and all(i != j for j, _ in dac):
+            dac.append((i, short_ok))
+    pcodes = [
+        _first_of(_pick(tags, _rule(f"adm{level}", ("code",))), _pick(tags, _rule(f"adm{level}", ("pcode",))))
+        for level in (1, 2, 3, 4)
+    ]
+    value = _pick(tags, _rule("value", ("usd",), _NOT_MONEY), _rule("value", (), _NOT_MONEY))
+    return _Layout(
+        tags=tags,
+        implementer=impl_cols,
+        funder=_org_columns(tags, frozenset({"funder", "donor"})),
+        sector=_pick(tags, *sector_rules("sector")),
+        subsector=_pick(tags, *sector_rules("subsector")),
+        dac_codes=tuple(dac),
+        country_code=_pick(tags, _rule("country", ("code",))),
+        country_name=_pick(tags, _rule("country", ("name",)), _rule("country", (), ("code", "id"))),
+        adm1_code=pcodes[0],
+        adm1_name=_pick(tags, _rule("adm1", ("name",), ("code", "pcode"))),
+        adm1_bare=_pick(tags, _rule("adm1", (), ("code", "pcode", "name", "id"))),
+        pcodes=tuple(i for i in pcodes if i is not None),
+        lat=_pick(tags, _rule("geo", ("lat",))),
+        lon=_first_of(_pick(tags, _rule("geo", ("lon",))), _pick(tags, _rule("geo", ("long",)))),
+        value=value,
+        currency=_pick(tags, _rule("currency")),
+        status=_pick(tags, _rule("status")),
+        date=_pick(tags, _rule("date", (), ("start", "end", "year"))),
+        start=_pick(tags, _rule("date", ("start",))),
+        end=_pick(tags, _rule("date", ("end",))),
+        year=_pick(tags, _rule("date", ("year",))),
+        title=_pick(tags, _rule("activity", ("name",)), _rule("activity", (), ("code", "id", "description"))),
+        description=_pick(tags, _rule("activity", ("description",))),
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read(path: Path, year: int | None = None) -> Iterator[SourceRecord | Rejection]:
+    """Yield one ``SourceRecord`` (or ``Rejection``) per data row of a 3W/4W CSV or XLSX file.
+
+    ``year``: the year of rows that state none (a 3W is a snapshot, often dated only in its
+    title); None takes the one 4-digit year in the file name, if any.
+    """
+    path = Path(path)
+    file = str(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64 * 1024)
+    except OSError as exc:
+        raise LoadError(file, f"cannot open the file: {exc.strerror or exc}") from None
+    if not head.strip():
+        raise LoadError(file, "the file is empty")
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise LoadError(file, "old binary .xls workbooks are not read; save it as .xlsx or CSV")
+    default_year = year if year is not None else year_from_name(path.name)
+    if head.startswith(b"PK\x03\x04"):
+        yield from _read_xlsx(path, default_year)
+        return
+    text = _decode_head(head)
+    if text is not None and text.lstrip(" \t\r\n")[:1] in ("{", "[", "<"):
+        raise LoadError(file, "this is JSON or XML, not a 3W table: expected a CSV or XLSX file with an HXL hashtag row")
+    yield from _read_csv(path, default_year)
+
+
+def year_from_name(name: str) -> int | None:
+    """The one 4-digit year (1900-2099) in a file name, or None when there is none or several."""
+    found = {int(y) for y in re.findall(r"(?<!\d)((?:19|20)\d{2})(?!\d)", name)}
+    return found.pop() if len(found) == 1 else None
+
+
+def _no_hashtags(file: str) -> LoadError:
+    return LoadError(
+        file,
+        f"no HXL hashtag row (#org, #sector, #adm1+code ...) in the first {SCAN_ROWS} rows; "
+        "HDX 3W/4W tables need one",
+    )
+
+
+def _no_org(file: str, where: str = "") -> LoadError:
+    return LoadError(file, f"the HXL hashtag row{where} has no #org column (#org, #org+impl or #org+funder)")
+
+
+def _read_csv(path: Path, default_year: int | None) -> Iterator[SourceRecord | Rejection]:
+    file = str(path)
+    encoding = _sniff_encoding(path)
+    with open(path, encoding=encoding, newline="") as fh:
+        delimiter = _best_delimiter(fh.read(_HEAD_CHARS))
+        if delimiter is None:
+            raise _no_hashtags(file)
+        fh.seek(0)
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            rows = enumerate(reader, start=1)
+            layout = _find_layout(rows)
+            if layout is None:
+                raise _no_hashtags(file)
+            if not layout.has_org:
+                raise _no_org(file)
+            for rownum, values in rows:
+                result = _row_to_record(layout, values, f"row{rownum}", False, default_year)
+                if result is not None:
+                    yield result
+        except csv.Error as exc:
+            raise LoadError(file, f"CSV cannot be parsed near line {reader.line_num}: {exc}") from None
+
+
+def _find_layout(rows: Iterator[tuple[int, Sequence[Any]]]) -> _Layout | None:
+    """Consume rows up to and including the hashtag row; None if it is not in the first rows."""
+    for rownum, values in rows:
+        if is_hashtag_row(values):
+            return _layout(values)
+        if rownum >= SCAN_ROWS:
+            return None
+    return None
+
+
+def _reset_dimensions(ws: Any) -> None:
+    # Some writers store a wrong sheet size ("A1"); read-only mode would then cut the rows.
+    reset = getattr(ws, "reset_dimensions", None)
+    if reset is not None:
+        reset()
+
+
+def _read_xlsx(path: Path, default_year: int | None) -> Iterator[SourceRecord | Rejection]:
+    file = str(path)
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise LoadError(file, f"not a readable XLSX workbook: {exc}") from None
+    try:
+        several = len(wb.worksheets) > 1
+        found_tags = found_org = False
+        for ws in wb.worksheets:
+            _reset_dimensions(ws)
+            rows = enumerate(ws.iter_rows(values_only=True), start=1)
+            layout = _find_layout(rows)
+            if layout is None:
+                continue  # no hashtags: an instructions or summary sheet
+            found_tags = True
+            if not layout.has_org:
+                continue  # e.g. a sheet of admin P-codes for a 3W template's drop-downs
+            found_org = True
+            prefix = f"{ws.title}:" if several else ""
+            for rownum, values in rows:
+                result = _row_to_record(layout, values, f"{prefix}row{rownum}", True, default_year)
+                if result is not None:
+                    yield result
+        if not found_tags:
+            raise _no_hashtags(file)
+        if not found_org:
+            raise _no_org(file, " of every sheet")
+    finally:
+        wb.close()
+
+
+def _sniff_encoding(path: Path) -> str:
+    with open(path, "rb") as fh:
+        start = fh.read(4)
+    if start.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    # The whole file is checked first, so a bad byte late in it cannot fail the load half-way.
+    for encoding in ("utf-8", "cp1252"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    return "latin-1"  # decodes any byte
+
+
+# --------------------------------------------------------------------------- one row
+
+
+class _Bad(ValueError):
+    """A value that is present but cannot be used."""
+
+
+def _cell(values: Sequence[Any], index: int | None) -> Any:
+    if index is None or index >= len(values):
+        return None
+    value = values[index]
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def _text(values: Sequence[Any], index: int | None) -> str | None:
+    value = _cell(values, index)
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value.is_integer():
+            value = int(value)  # codes typed as numbers in a spreadsheet: 14030.0 -> "14030"
+    if isinstance(value, datetime):
+        value = value.date()
+    text = str(value).strip()
+    return text or None
+
+
+_NO_AMOUNT = {"-", "–", "—", "n/a", "na", "none", "null", "nil"}
+_MONEY_NOISE = re.compile(r"^(?:us\$|usd)|(?:usd)$|[$€£\s\u00a0\u202f']", re.IGNORECASE)
+_PLAIN = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_COMMA_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+_DOT_GROUPED = re.compile(r"[+-]?\d{1,3}(?:(?:\.\d{3})+,\d*|(?:\.\d{3}){2,})")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+
+
+def _amount(value: Any) -> float | None:
+    """A money cell as a float; None when empty or a placeholder; ``_Bad`` when unreadable."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise _Bad(f"not a number: {value!r}")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        if value.strip().lower() in _NO_AMOUNT:
+            return None
+        text = _MONEY_NOISE.sub("", value.strip())
+        if _PLAIN.fullmatch(text):
+            pass
+        elif _COMMA_GROUPED.fullmatch(text):
+            text = text.replace(",", "")
+        elif _DOT_GROUPED.fullmatch(text):
+            text = text.replace(".", "").replace(",", ".")
+        elif _DECIMAL_COMMA.fullmatch(text):
+            text = text.replace(",", ".")
+        else:
+            raise _Bad(f"not a number: {value!r}")
+        number = float(text)
+    else:
+        raise _Bad(f"not a number: {value!r}")
+    if not math.isfinite(number):
+        raise _Bad(f"not a finite number: {value!r}")
+    return number
+
+
+def _coordinate(value: Any, limit: float) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip().replace(",", ".") if value.count(",") == 1 and "." not in value else value.strip()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and abs(number) <= limit else None
+
+
+_ISO_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ].*)?")
+_DAY_FIRST_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[T ].*)?")
+_YEAR_IN_TEXT = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+
+
+def _in_range(found: date | None) -> date | None:
+    return found if found is not None and 1900 <= found.year <= 2100 else None
+
+
+def _to_date(value: Any, excel: bool) -> date | None:
+    """A date from a cell; None when empty or unreadable."""
+    if isinstance(value, datetime):
+        return _in_range(value.date())
+    if isinstance(value, date):
+        return _in_range(value)
+    if excel and isinstance(value, (int, float)) and not isinstance(value, bool):
+        # A date cell without date formatting arrives as its serial number; 1900-2100 is a year.
+        if 1 <= value < 2958466 and not 1900 <= value <= 2100:
+            return _in_range((_EXCEL_EPOCH + timedelta(days=float(value))).date())
+        return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        if m := _ISO_DATE.fullmatch(text):
+            return _in_range(date(int(m[1]), int(m[2]), int(m[3])))
+        if m := _DAY_FIRST_DATE.fullmatch(text):
+            day, month = int(m[1]), int(m[2])
+            if month > 12 >= day:
+                day, month = month, day  # only readable month-first (US): 01/15/2024
+            return _in_range(date(int(m[3]), month, day))
+    except ValueError:
+        return None
+    return None
+
+
+def _year_in(value: Any) -> int | None:
+    """A 4-digit year stated in a cell ("2024", 2024, "Q1 2024"), or None."""
+    if isinstance(value, (datetime, date)):
+        return value.year if 1900 <= value.year <= 2100 else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return int(value) if float(value).is_integer() and 1900 <= value <= 2100 else None
+    found = {int(y) for y in _YEAR_IN_TEXT.findall(str(value))}
+    return found.pop() if len(found) == 1 else None
+
+
+_PCODE_PREFIX = re.compile(r"([A-Za-z]{2,3})\d")
+_PCODE = re.compile(r"[A-Z]{2,3}\d+")
+
+
+@lru_cache(maxsize=1024)
+def pcode_country(pcode: str) -> str | None:
+    """ISO3 of the country an OCHA P-code starts with ("AF0101" -> "AFG"), or None."""
+    m = _PCODE_PREFIX.match(pcode.strip())
+    if m is None:
+        return None
+    letters = m[1].upper()
+    iso3 = geography.to_iso3(letters)
+    if iso3 is None or (len(letters) == 3 and iso3 != letters):
+        return None
+    return iso3
+
+
+def _place(layout: _Layout, values: Sequence[Any]) -> Place | None:
+    country = _text(values, layout.country_code) or _text(values, layout.country_name)
+    adm1_code = _text(values, layout.adm1_code)
+    adm1_name = _text(values, layout.adm1_name)
+    bare = _text(values, layout.adm1_bare)
+    if bare is not None:
+        if adm1_code is None and _PCODE.fullmatch(bare.upper()):
+            adm1_code = bare  # a bare #adm1 holding P-codes
+        elif adm1_name is None:
+            adm1_name = bare
+    if country is None:
+        # No country column (the usual 3W): the P-codes say which country.
+        for index in layout.pcodes:
+            code = _text(values, index)
+            country = pcode_country(code) if code else None
+            if country:
+                break
+    lat = _coordinate(_cell(values, layout.lat), 90)
+    lon = _coordinate(_cell(values, layout.lon), 180)
+    if lat is None or lon is None:
+        lat = lon = None
+    if country is None and adm1_code is None and adm1_name is None and lat is None:
+        return None
+    return Place(country=country, admin1_pcode=adm1_code, admin1_name=adm1_name, lat=lat, lon=lon)
+
+
+def _org(values: Sequence[Any], cols: _Org) -> tuple[str | None, str | None, str | None]:
+    """(id, name, type) of one organisation role in a row."""
+    name = _text(values, cols.name) or _text(values, cols.acronym)
+    return _text(values, cols.id), name, _text(values, cols.type)
+
+
+def _sectors(layout: _Layout, values: Sequence[Any], name: str | None) -> list[SectorShare]:
+    for index, short_ok in layout.dac_codes:
+        code = _text(values, index)
+        if code is None or not code.isdigit() or len(code) not in ((3, 5) if short_ok else (5,)):
+            continue
+        if themes.dac_category(code)[0] is not None:
+            return [SectorShare(code=code, name=name)]
+    return []
+
+
+def _row_to_record(
+    layout: _Layout, values: Sequence[Any], record_id: str, excel: bool, default_year: int | None
+) -> SourceRecord | Rejection | None:
+    """The record of one data row; None for an entirely empty row."""
+    if all(_blank(v) for v in values):
+        return None
+    impl_id, impl_name, impl_type = _org(values, layout.implementer)
+    funder_id, funder_name, funder_type = _org(values, layout.funder)
+    if impl_name is None and funder_name is None:
+        return Rejection(record_id, "#org", "no organisation named (implementing or funding)")
+
+    value_tag = layout.tags[layout.value] if layout.value is not None else None
+    try:
+        amount = _amount(_cell(values, layout.value))
+    except _Bad as exc:
+        return Rejection(record_id, value_tag.text if value_tag else "#value", str(exc))
+
+    currency = None
+    flow_type = "presence"
+    if amount is not None and value_tag is not None:
+        if "usd" in value_tag.attrs:
+            currency = "USD"
+        else:
+            currency = _text(values, layout.currency)
+            if currency is not None:
+                currency = currency.upper()
+                if not re.fullmatch(r"[A-Z]{3}", currency):
+                    tag = layout.tags[layout.currency]
+                    return Rejection(record_id, tag.text if tag else "#currency", f"not an ISO 4217 code: {currency!r}")
+        flow_type = next((_FLOW_BY_ATTR[a] for a in sorted(value_tag.attrs) if a in _FLOW_BY_ATTR), "")
+        if not flow_type:
+            status = (_text(values, layout.status) or "").lower()
+            flow_type = "pledge" if re.search(r"\b(planned|pipeline|proposed)\b", status) else "commitment"
+
+    when = _to_date(_cell(values, layout.date), excel)
+    start = _to_date(_cell(values, layout.start), excel)
+    end = _to_date(_cell(values, layout.end), excel)
+    year = next(
+        (
+            y
+            for y in (
+                when.year if when else None,
+                start.year if start else None,
+                _year_in(_cell(values, layout.year)),
+                _year_in(_cell(values, layout.date)),
+                _year_in(_cell(values, layout.start)),
+                default_year,
+            )
+            if y is not None
+        ),
+        None,
+    )
+
+    sector_parts = [t for t in (_text(values, layout.sector), _text(values, layout.subsector)) if t]
+    sector_text = "; ".join(dict.fromkeys(sector_parts)) or None
+    title = _text(values, layout.title)
+    place = _place(layout, values)
+    return SourceRecord(
+        source=NAME,
+        record_id=record_id,
+        flow_type=flow_type,
+        amount=amount,
+        currency=currency,
+        year=year,
+        date=when.isoformat() if when else None,
+        start_date=start.isoformat() if start else None,
+        end_date=end.isoformat() if end else None,
+        funder_id=funder_id,
+        funder_name=funder_name,
+        funder_type=funder_type,
+        recipient_id=impl_id,
+        recipient_name=impl_name,
+        recipient_type=impl_type,
+        implementer_name=impl_name,
+        title=title,
+        description=_text(values, layout.description),
+        source_sector=sector_text,
+        theme_hint=sector_text or title,
+        amount_usd=amount if currency == "USD" else None,
+        places=[place] if place else [],
+        sectors=_sectors(layout, values, sector_parts[-1] if sector_parts else None),
+    )

@@ -1,0 +1,88 @@
+"""The app's wiring, without a browser: every callback id is in the layout; an empty store gets the
+demo data; security headers; debug is off by default; crafted callback inputs are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import create_app
+from callbacks.filters import clicked_country, parse_search
+from callbacks.table import parse_rows_request
+from layouts import ids
+
+
+def _layout_ids(component) -> set[str]:
+    found = set()
+    stack = [component]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list | tuple):
+            stack.extend(node)
+            continue
+        if hasattr(node, "to_plotly_json"):
+            if getattr(node, "id", None):
+                found.add(node.id)
+            children = getattr(node, "children", None)
+            if children is not None:
+                stack.append(children)
+    return found
+
+
+def test_every_callback_id_is_in_the_layout(demo_store):
+    app = create_app(database_url=demo_store, auto_demo=False)
+    layout_ids = _layout_ids(app.layout())
+    assert ids.TABLE in layout_ids and ids.MAP in layout_ids
+    used = set()
+    for callback in app.callback_map.values():
+        for dependency in callback["inputs"] + callback["state"]:
+            used.add(dependency["id"])
+    for key in app.callback_map:
+        for output in key.strip(".").split("..."):
+            used.add(output.split(".")[0])
+    assert used - layout_ids == set()
+
+
+def test_empty_store_builds_the_demo(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUNDATLAS_DEMO_DIR", str(tmp_path / "demo"))
+    app = create_app(database_url=f"sqlite:///{tmp_path / 'empty.sqlite'}", auto_demo=True)
+    client = app.server.test_client()
+    assert client.get("/").status_code == 200
+    assert (tmp_path / "demo" / "demo-360giving.json").exists()
+    assert "Demo data" in str(app.layout())
+
+
+def test_security_headers_and_no_debug(demo_store, monkeypatch):
+    monkeypatch.delenv("FUNDATLAS_DEBUG", raising=False)
+    from data_sources import config
+
+    assert config.debug_enabled() is False
+    response = create_app(database_url=demo_store, auto_demo=False).server.test_client().get("/")
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("request_", [
+    None, "rows", {"startRow": "0", "endRow": 100}, {"startRow": 0, "endRow": 100000},
+    {"startRow": 0, "endRow": 100, "sortModel": [{"colId": "row_id; DROP TABLE", "sort": "asc"}]},
+    {"startRow": 0, "endRow": 100, "sortModel": [{"colId": "year", "sort": "sideways"}]},
+    {"startRow": True, "endRow": 100},
+])
+def test_crafted_table_requests_are_refused(request_):
+    with pytest.raises(ValueError):
+        parse_rows_request(request_)
+
+
+def test_table_request_parses_sort():
+    assert parse_rows_request({"startRow": 100, "endRow": 200, "sortModel": [{"colId": "amount_usd", "sort": "desc"}]}) \
+        == (100, 200, [("amount_usd", "desc")])
+
+
+def test_broken_url_shows_everything_with_a_message():
+    filters, error = parse_search("?country=<script>")
+    assert filters.is_empty() and "not understood" in error
+
+
+def test_map_click_must_name_a_country_code():
+    assert clicked_country({"points": [{"location": "KEN"}]}) == "KEN"
+    for crafted in (None, {}, {"points": []}, {"points": [{"location": "KENYA; DROP"}]}, {"points": [{}]}):
+        assert clicked_country(crafted) is None

@@ -1,0 +1,110 @@
+"""The dashboard in headless Chromium: filters drive map, figures and table; a map click filters;
+the Export CSV link downloads exactly what `fundatlas export` writes for the same filters; the
+page asks nothing of any host but its own."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+from selenium.webdriver.common.action_chains import ActionChains
+
+from app import create_app
+from data_sources.cli import main as cli_main
+from layouts import ids
+
+pytestmark = pytest.mark.browser
+
+MAP_Z = f"return document.getElementById('{ids.MAP}').querySelector('.js-plotly-plot').data[0].z"
+
+
+def _text(dash_duo, element_id: str) -> str:
+    return dash_duo.find_element(f"#{element_id}").text
+
+
+def _wait_change(dash_duo, element_id: str, old: str, timeout: float = 15) -> str:
+    dash_duo.wait_for_element(f"#{element_id}")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = _text(dash_duo, element_id)
+        if value not in (old, "…", ""):
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"#{element_id} stayed {old!r}")
+
+
+def _query(dash_duo) -> dict:
+    return parse_qs(urlparse(dash_duo.driver.current_url).query)
+
+
+def _grid_first_rows(dash_duo) -> list[str]:
+    dash_duo.wait_for_element(f"#{ids.TABLE} .ag-row .ag-cell")
+    # Visible columns only: AG Grid does not render columns scrolled out of view.
+    cells = dash_duo.find_elements(f"#{ids.TABLE} .ag-row [col-id='title']")
+    return [e.text for e in cells][:5]
+
+
+def _click_country(dash_duo, iso3: str) -> None:
+    path = dash_duo.driver.execute_script(
+        "const paths = document.querySelectorAll('#%s .choroplethlocation');"
+        "for (const p of paths) { if (p.__data__ && p.__data__.loc === '%s') return p; } return null;" % (ids.MAP, iso3)
+    )
+    assert path is not None, f"no map shape for {iso3}"
+    ActionChains(dash_duo.driver).move_to_element(path).click().perform()
+
+
+def test_filters_map_click_and_csv_export(dash_duo, demo_store, tmp_path):
+    app = create_app(database_url=demo_store, auto_demo=False)
+    dash_duo.start_server(app)
+    dash_duo.wait_for_text_to_equal("#demo-banner", dash_duo.find_element("#demo-banner").text)
+    total = _wait_change(dash_duo, ids.HEADLINE_USD, "…")
+    records = _text(dash_duo, ids.HEADLINE_RECORDS)
+    rows_text = _wait_change(dash_duo, ids.TABLE_COUNT, "")
+    dash_duo.wait_for_element(f"#{ids.MAP} .choroplethlocation")
+    z_before = dash_duo.driver.execute_script(MAP_Z)
+    first_rows = _grid_first_rows(dash_duo)
+
+    # A filter: theme WASH. Figures, map, table and URL follow.
+    dash_duo.select_dcc_dropdown(f"#{ids.THEME}", value="WASH")
+    assert _wait_change(dash_duo, ids.HEADLINE_USD, total) != total
+    assert _text(dash_duo, ids.HEADLINE_RECORDS) != records
+    assert _wait_change(dash_duo, ids.TABLE_COUNT, rows_text) != rows_text
+    assert _query(dash_duo)["theme"] == ["WASH"]
+    assert dash_duo.driver.execute_script(MAP_Z) != z_before
+    assert _grid_first_rows(dash_duo) != first_rows
+    wash_total = _text(dash_duo, ids.HEADLINE_USD)
+
+    # Clicking Kenya filters everything to Kenya.
+    _click_country(dash_duo, "KEN")
+    deadline = time.time() + 10
+    while "country" not in _query(dash_duo) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _query(dash_duo)["country"] == ["KEN"]
+    kenya_total = _wait_change(dash_duo, ids.HEADLINE_USD, wash_total)
+    assert kenya_total != wash_total
+
+    # The Export CSV link carries the view's filters; its file equals the CLI's export byte for byte.
+    href = dash_duo.find_element(f"#{ids.EXPORT_CSV}").get_attribute("href")
+    assert parse_qs(urlparse(href).query) == {"theme": ["WASH"], "country": ["KEN"]}
+    downloaded = requests.get(href, timeout=30)
+    assert downloaded.status_code == 200
+    cli_file = tmp_path / "cli.csv"
+    assert cli_main(["export", "--db", demo_store, "--theme", "WASH", "--country", "KEN", "-o", str(cli_file)]) == 0
+    assert downloaded.content == cli_file.read_bytes()
+    assert downloaded.content.startswith(b"\xef\xbb\xbf")
+    assert downloaded.content.count(b"\r\n") - 1 == int(_text(dash_duo, ids.TABLE_COUNT).split()[0].replace(",", ""))
+
+    # A shared URL restores the view.
+    dash_duo.driver.get(dash_duo.server_url + "/?theme=WASH&country=KEN")
+    assert _wait_change(dash_duo, ids.HEADLINE_USD, "…") == kenya_total
+
+    # Nothing was asked of any other host.
+    resources = dash_duo.driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    outside = [r for r in resources if not r.startswith(dash_duo.server_url)]
+    assert outside == []
+    dash_duo.driver.save_screenshot(str(tmp_path / "dashboard.png"))
+    assert dash_duo.get_logs() == []
