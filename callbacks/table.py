@@ -65,5 +65,4 @@ def register(app: Dash, context: AppContext) -> None:
     def reset_table(search):
         # A fresh grid drops the old filter's cached pages and asks again from row 0.
         filters, _error = parse_search(search)
-        head = context.cached("headline", queries.headline, filters)
-        return table_grid(), f"{head.rows:,} rows"
+        return table_grid(), f"{context.cached('row_count', queries.filtered_row_count, filters):,} rows"

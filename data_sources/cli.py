@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     load = commands.add_parser("load", help="load files into the store")
-    load.add_argument("paths", nargs="+", metavar="PATH")
-    load.add_argument("--format", default="auto", help="auto (detect from content), 360giving or iati")
+    load.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
+    load.add_argument("--format", default="auto", choices=("auto", *SOURCES),
+                      help="auto (default) detects the format from the content")
+    load.add_argument("--mapping", metavar="FILE", help="TOML/YAML mapping for --format table (see docs/mapping.md)")
     load.add_argument("--report", metavar="FILE", help="write every rejection (file, record, field, reason) as CSV")
     _add_db(load)
 
@@ -93,18 +96,37 @@ def _print_result(result) -> None:
         print(f"  ... and {len(result.rejections) - 20} more rejections (use --report FILE for all)")
 
 
-def load_paths(engine, paths: Sequence[str | Path], fmt: str = "auto", report: str | None = None) -> int:
-    """Load each path; prints per-file counts; returns the number of files that failed."""
+def _load_one(engine, item: str, fmt: str, progress, mapping: str | None):
+    """Load a path, or an http(s) URL fetched to a temporary folder first (FTS API queries: every page)."""
+    from data_sources.loading import load_file
+    from data_sources.remote import fetch_source, is_url
+
+    options = {"mapping": Path(mapping)} if mapping else {}
+    if is_url(item):
+        with tempfile.TemporaryDirectory(prefix="fundatlas-") as tmp:
+            path = fetch_source(item, Path(tmp))
+            return load_file(engine, path, fmt, progress=progress, source_name=item, options=options)
+    return load_file(engine, item, fmt, progress=progress, options=options)
+
+
+def load_paths(
+    engine, paths: Sequence[str | Path], fmt: str = "auto", report: str | None = None, mapping: str | None = None
+) -> int:
+    """Load each path or URL; prints per-file counts; returns the number of files that failed."""
     from tqdm import tqdm
 
-    from data_sources.loading import load_file
-
+    if mapping and fmt == "auto":
+        fmt = "table"  # a mapping file only makes sense for a generic table
+    if mapping and fmt != "table":
+        print(f"fundatlas: --mapping is for --format table, not --format {fmt}", file=sys.stderr)
+        return len(paths)
     failed = 0
     report_rows: list[list[str]] = []
     for path in paths:
-        with tqdm(desc=Path(path).name, unit=" records", file=sys.stderr, disable=None, leave=False) as bar:
+        name = str(path).rstrip("/").rsplit("/", 1)[-1] or str(path)
+        with tqdm(desc=name, unit=" records", file=sys.stderr, disable=None, leave=False) as bar:
             try:
-                result = load_file(engine, path, fmt, progress=bar.update)
+                result = _load_one(engine, str(path), fmt, bar.update, mapping)
             except FundatlasError as exc:
                 failed += 1
                 print(f"FAILED {exc}", file=sys.stderr)
@@ -149,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "load":
-            return 1 if load_paths(_engine(args), args.paths, args.format, args.report) else 0
+            return 1 if load_paths(_engine(args), args.paths, args.format, args.report, args.mapping) else 0
         if args.command == "export":
             from data_sources.export import write_export
 

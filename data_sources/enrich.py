@@ -23,7 +23,8 @@ def _sector_fields(allocation: Allocation) -> tuple[str | None, str | None, str 
     """(sector_code, sector_name, theme) of one allocation's sector."""
     code = _clean(allocation.sector.code)
     if not code:
-        return None, None, None
+        # A sector without a DAC code (an FTS cluster, say) still gives its own row a theme.
+        return None, None, themes.theme_for_text(_clean(allocation.sector.name))
     category_name, theme = themes.dac_category(code)
     name = _clean(allocation.sector.name) or category_name
     return code, name, theme

@@ -25,10 +25,12 @@ Formats
 
 Mapping rules (JSON field / CSV column)
 ---------------------------------------
-* ``record_id`` = flow ``id`` / ``id``. ``versionId`` is left out: FTS keeps the id of a flow across
-  its versions, so a newer version of a flow replaces the older one instead of adding to it. A flow
-  without an id is rejected (field ``id``, record ``flows[i]`` 0-based, or ``row N`` of the CSV);
-  a later flow with an id already seen in the file is rejected (field ``id``).
+* ``record_id`` = flow ``id`` / ``id``. ``versionId`` is left out: FTS keeps a flow's id across its
+  versions, so the same flow reached twice (overlapping searches, or the JSON and the CSV of one
+  search) is one record: the load pipeline keeps the copy stored first and rejects the later one.
+  A newer version therefore arrives by reloading the same file path (which replaces its rows).
+  A flow without an id is rejected (field ``id``, record ``flows[i]`` 0-based, or ``row N``, the
+  spreadsheet row, in a CSV); a later flow with an id already seen in the file is rejected too.
 * ``flow_type`` from ``status``: paid -> ``disbursement``, commitment -> ``commitment``, pledge ->
   ``pledge``; anything else is rejected (field ``status``).
 * Money: ``amount_usd`` = ``amountUSD`` as stated (FTS's own conversion, kept instead of our annual
@@ -39,7 +41,8 @@ Mapping rules (JSON field / CSV column)
 * ``date`` = ``date`` cut to YYYY-MM-DD (no time-zone shift). ``year`` = the destination
   ``UsageYear`` when there is exactly one (CSV: ``destUsageYearStart`` = ``destUsageYearEnd``),
   else the year of ``date``: the usage year is the year the money is for, which is what FTS
-  searches by. Neither -> rejected (field ``date``). start/end dates stay empty.
+  searches by (``date`` can be years earlier for multi-year or carried-over money). Neither ->
+  rejected (field ``date``). start/end dates stay empty.
 * Funder: the source ``Organization`` objects (CSV ``srcOrganization``): ``funder_name`` = their
   names joined with "; ", ``funder_type`` = their ``organizationTypes`` (CSV
   ``srcOrganizationTypes``), de-duplicated and joined with "; ". Sub-types (``organizationSubTypes``)
@@ -49,22 +52,27 @@ Mapping rules (JSON field / CSV column)
   ``destOrganizationTypes``). ``implementer_name`` stays empty (FTS does not name one apart from the
   recipient). Source locations are the donor's country and are not used.
 * ``title`` empty; ``description`` = ``description``.
-* Places: one ``Place`` per distinct destination ``Location`` (CSV ``destLocations``), share None so
-  a multi-country flow splits evenly (FTS marks such locations ``behavior: shared`` and states no
-  split). ``country`` = the object's ``iso3`` when it has one, else the ISO3 ``geography.to_iso3``
-  finds for the name (FTS uses UN names: "Iran, Islamic Republic of", "occupied Palestinian
-  territory"), else the name as given (the row is then placed nowhere). No destination location
+* Places: one ``Place`` per distinct destination ``Location`` (CSV ``destLocations``), in ISO3
+  order as in the CSV, share None so a multi-country flow splits evenly (FTS marks such locations
+  ``behavior: shared`` and states no split). ``country`` = the object's ``iso3`` when it has one,
+  else the ISO3 ``geography.to_iso3`` finds for the name (FTS uses UN names: "Iran, Islamic
+  Republic of", "occupied Palestinian territory"), else the name as given (the row is then placed
+  nowhere). No destination location
   (e.g. a flow to a plan only) -> no places: the country is unknown, not guessed.
 * Sectors: one ``SectorShare(code=None, name=<cluster>)`` per distinct destination ``GlobalCluster``
-  (CSV ``destGlobalClusters``), share None, so a multi-cluster flow splits evenly. FTS clusters are
-  not DAC purpose codes, so ``sector_code`` stays empty; ``source_sector`` and ``theme_hint`` are the
-  cluster names joined with "; " and the theme comes from the keyword crosswalk. Field clusters
-  (type ``Cluster``, plan-specific names) are not used.
+  (CSV ``destGlobalClusters``), sorted by name as in the CSV, share None, so a multi-cluster flow
+  splits evenly. FTS clusters are not DAC purpose codes, so ``sector_code`` and ``sector_name`` stay
+  empty; ``source_sector`` and ``theme_hint`` are the cluster names joined with "; " and the theme
+  comes from the keyword crosswalk over that whole text, so every allocation of a multi-cluster
+  flow gets the same theme (``enrich`` does not read the name of a sector without a code). Field
+  clusters (type ``Cluster``, plan-specific names) are not used.
 * ``boundary`` (incoming / internal / outgoing), ``flowType`` (Standard / Parked / Pass through /
   Carryover), ``onBoundary`` and parent/child links are not kept. Internal flows (a pooled fund to
   an NGO in the same country) and child flows re-count money that an incoming or parent flow in
   the same search already carries; they are loaded anyway, because dropping them would lose who
   received the money. Marking such duplicates is left to the duplicate pass (``duplicate_of``).
+  Flows ``onBoundary: shared`` (several countries or usage years) are left out of FTS's own
+  ``data.incoming.fundingTotal``; here they count once, split over their countries.
 """
 
 from __future__ import annotations
@@ -439,4 +447,3 @@ def _text(value: Any) -> str | None:
         value = int(value)  # an id or year written as 1234.0
     text = str(value).strip()
     return text or None
-

@@ -12,18 +12,20 @@ Formats
   untagged columns are allowed and ignored). Rows above it are ignored; rows below it are data.
 * CSV: encoding sniffed (UTF-8 with or without BOM, UTF-16 with BOM, else cp1252, else latin-1);
   delimiter ``,`` ``;`` tab or ``|``, the one under which the hashtag row has the most tags;
-  read row by row. XLSX: every sheet with a hashtag row and an ``#org`` column is read row by row
-  (openpyxl read-only); other sheets (instructions, code lists) are skipped. Old binary ``.xls``
-  and JSON/XML files raise ``LoadError``; so does a table without a hashtag row or without any
-  ``#org`` column.
+  read row by row. XLSX: every sheet with a hashtag row naming an organisation column (see
+  below) is read row by row (openpyxl read-only); other sheets (instructions, P-code lists) are
+  skipped. Old binary ``.xls`` and JSON/XML files raise ``LoadError``; so does a table without a
+  hashtag row in its first 25 rows, or without an implementer or funder name/acronym column
+  (``#org``, ``#org+name``, ``#org+acronym``, ``#org+impl...``, ``#org+funder...``).
 * ``detect`` claims a CSV head with a hashtag row in its first 25 rows (never JSON, XML or binary
   heads: the HDX CKAN metadata JSON mentions hashtags but is not a table) and, for a zip head,
   any workbook (``b"xl/"``), which ``sniff_xlsx`` then confirms from the first 25 rows of its sheets.
 
 Hashtags
 --------
-Each hashtag cell is lower-cased and stripped of whitespace (``"#org +Acronym"`` is
-``#org+acronym``); an old-style language suffix (``#adm1/fr``) is dropped. A column is picked by
+Each hashtag cell is lower-cased and the whitespace around its ``+`` signs dropped
+(``"#org +Acronym"`` is ``#org+acronym``; ``"# note"`` is no hashtag); an old-style language
+suffix (``#adm1/fr``) is dropped. A column is picked by
 (tag, required attributes, excluded attributes) from a priority list; when several columns fit
 one rule the leftmost wins. Rejections name the column by its normalised hashtag.
 
@@ -90,7 +92,7 @@ import io
 import math
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -110,8 +112,9 @@ SCAN_ROWS = 25  # how far down a file or sheet the hashtag row may be
 _HEAD_CHARS = 64 * 1024  # text read to sniff the CSV delimiter
 _DELIMITERS = (",", ";", "\t", "|")
 
-# libhxl's token: a letter, then letters, digits or underscores.
-_HASHTAG = re.compile(r"#([a-z][a-z0-9_]*)((?:\+[a-z][a-z0-9_]*)*)(?:/[a-z]{2,3})?")
+# libhxl's token: a letter, then letters, digits or underscores. Spaces may surround the "+" of
+# an attribute ("#org +acronym"), never follow the "#" ("# comment" is not a hashtag).
+_HASHTAG = re.compile(r"#([a-z][a-z0-9_]*)((?:\s*\+\s*[a-z][a-z0-9_]*)*)(?:\s*/[a-z]{2,3})?")
 _SPACES = re.compile(r"\s+")
 
 
@@ -124,23 +127,19 @@ class Hashtag:
 
     tag: str
     attrs: frozenset[str]
-
-    @property
-    def text(self) -> str:
-        """The normalised spelling, used to name the column in rejections."""
-        return "#" + self.tag + "".join(f"+{a}" for a in sorted(self.attrs))
+    text: str  # the normalised spelling ("#org+impl+name"), used to name the column in rejections
 
 
 def parse_hashtag(cell: Any) -> Hashtag | None:
     """The hashtag of a header cell, or None when the cell is not an HXL hashtag."""
     if not isinstance(cell, str):
         return None
-    text = _SPACES.sub("", cell.replace("\ufeff", "")).lower()
-    m = _HASHTAG.fullmatch(text)
+    m = _HASHTAG.fullmatch(cell.replace("\ufeff", "").strip().lower())
     if m is None:
         return None
-    attrs = frozenset(a for a in m.group(2).split("+") if a)
-    return Hashtag(m.group(1), attrs)
+    attr_text = _SPACES.sub("", m.group(2))
+    attrs = frozenset(a for a in attr_text.split("+") if a)
+    return Hashtag(m.group(1), attrs, f"#{m.group(1)}{attr_text}")
 
 
 def _blank(value: Any) -> bool:
@@ -252,7 +251,7 @@ _FLOW_BY_ATTR = {
 _Rule = tuple[str, frozenset[str], frozenset[str]]
 
 
-def _rule(tag: str, required: Sequence[str] = (), excluded: Sequence[str] | frozenset[str] = ()) -> _Rule:
+def _rule(tag: str, required: Iterable[str] = (), excluded: Iterable[str] = ()) -> _Rule:
     return tag, frozenset(required), frozenset(excluded)
 
 
@@ -274,25 +273,27 @@ class _Org:
     id: int | None
     type: int | None
 
+    @property
+    def named(self) -> bool:
+        return self.name is not None or self.acronym is not None
 
-def _org_columns(tags: Sequence[Hashtag | None], role: frozenset[str] | None) -> _Org:
-    """Columns of the orgs with one of ``role``'s attributes, or of plain orgs when role is None."""
-    if role is None:
-        variants = [((), _ORG_ROLES | {"impl"})]
+
+def _org_columns(tags: Sequence[Hashtag | None], roles: Sequence[str] | None) -> _Org:
+    """Columns of the orgs with one of ``roles`` (in that order), or of plain orgs when None."""
+    if roles is None:
+        variants: list[tuple[tuple[str, ...], frozenset[str]]] = [((), _ORG_ROLES | {"impl"})]
     else:
-        variants = [((r,), frozenset()) for r in sorted(role)]
+        variants = [((role,), frozenset()) for role in roles]
 
-    def pick(required: Sequence[str], excluded: frozenset[str]) -> int | None:
-        rules = [_rule("org", (*req, *required), exc | excluded) for req, exc in variants]
+    def pick(required: Iterable[str], excluded: Iterable[str]) -> int | None:
+        rules = [_rule("org", (*req, *required), exc | frozenset(excluded)) for req, exc in variants]
         return _pick(tags, *rules)
 
-    name = pick(("name",), _ORG_DETAILS) if pick(("name",), _ORG_DETAILS) is not None else pick((), _ORG_DETAILS | {"name"})
-    code = pick(("code",), frozenset({"type"}))
     return _Org(
-        name=name,
-        acronym=pick(("acronym",), frozenset({"type"})),
-        id=code if code is not None else pick(("id",), frozenset({"type"})),
-        type=_first_of(pick(("type", "name"), frozenset()), pick(("type",), frozenset({"code"})), pick(("type",), frozenset())),
+        name=_first_of(pick(["name"], _ORG_DETAILS), pick([], _ORG_DETAILS | {"name"})),
+        acronym=pick(["acronym"], ["type"]),
+        id=_first_of(pick(["code"], ["type"]), pick(["id"], ["type"])),
+        type=_first_of(pick(["type", "name"], []), pick(["type"], ["code"]), pick(["type"], [])),
     )
 
 
@@ -315,7 +316,7 @@ class _Layout:
     adm1_code: int | None
     adm1_name: int | None
     adm1_bare: int | None
-    pcodes: tuple[int, ...]  # P-code columns, finest last, to infer the country
+    pcodes: tuple[int, ...]  # P-code columns, admin 1 first, to infer the country
     lat: int | None
     lon: int | None
     value: int | None
@@ -330,19 +331,22 @@ class _Layout:
 
     @property
     def has_org(self) -> bool:
-        return any(t is not None and t.tag == "org" for t in self.tags)
+        return self.implementer.named or self.funder.named
 
 
 def _layout(cells: Sequence[Any]) -> _Layout:
     tags = tuple(parse_hashtag(c) for c in cells)
-    impl_cols = _org_columns(tags, frozenset({"impl"}))
-    if impl_cols.name is None and impl_cols.acronym is None:
+    impl_cols = _org_columns(tags, ["impl"])
+    if not impl_cols.named:
         impl_cols = _org_columns(tags, None)  # a plain 3W: #org is who does the work
-    sector_rules = lambda tag: (  # noqa: E731 - a small local table of rules
-        _rule(tag, ("name",), ("code", "dac")),
-        _rule(tag, (), ("code", "dac", "name", "id")),
-        _rule(tag, ("code",), ("dac",)),
-    )
+
+    def sector_rules(tag: str) -> tuple[_Rule, ...]:
+        return (
+            _rule(tag, ("name",), ("code", "dac")),
+            _rule(tag, (), ("code", "dac", "name", "id")),
+            _rule(tag, ("code",), ("dac",)),
+        )
+
     dac: list[tuple[int, bool]] = []
     for tag, attr, short_ok in (
         ("subsector", "dac", True),
@@ -361,7 +365,7 @@ def _layout(cells: Sequence[Any]) -> _Layout:
     return _Layout(
         tags=tags,
         implementer=impl_cols,
-        funder=_org_columns(tags, frozenset({"funder", "donor"})),
+        funder=_org_columns(tags, ["funder", "donor"]),
         sector=_pick(tags, *sector_rules("sector")),
         subsector=_pick(tags, *sector_rules("subsector")),
         dac_codes=tuple(dac),
@@ -411,7 +415,9 @@ def read(path: Path, year: int | None = None) -> Iterator[SourceRecord | Rejecti
         return
     text = _decode_head(head)
     if text is not None and text.lstrip(" \t\r\n")[:1] in ("{", "[", "<"):
-        raise LoadError(file, "this is JSON or XML, not a 3W table: expected a CSV or XLSX file with an HXL hashtag row")
+        raise LoadError(
+            file, "this is JSON or XML, not a 3W table: expected a CSV or XLSX file with an HXL hashtag row"
+        )
     yield from _read_csv(path, default_year)
 
 
@@ -430,7 +436,11 @@ def _no_hashtags(file: str) -> LoadError:
 
 
 def _no_org(file: str, where: str = "") -> LoadError:
-    return LoadError(file, f"the HXL hashtag row{where} has no #org column (#org, #org+impl or #org+funder)")
+    return LoadError(
+        file,
+        f"the HXL hashtag row{where} has no organisation column (#org, #org+name, #org+acronym, "
+        "#org+impl, #org+funder ...)",
+    )
 
 
 def _read_csv(path: Path, default_year: int | None) -> Iterator[SourceRecord | Rejection]:

@@ -55,6 +55,17 @@ def file_checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _content_checksum(path: Path, options: dict | None) -> str:
+    """The file's checksum; with a mapping, the mapping's too, so a corrected mapping loads again."""
+    checksum = file_checksum(path)
+    mapping = (options or {}).get("mapping")
+    if mapping is None:
+        return checksum
+    from data_sources.table import load_mapping
+
+    return hashlib.sha256((checksum + load_mapping(mapping).fingerprint()).encode()).hexdigest()
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -155,8 +166,10 @@ def load_file(
     fmt: str = "auto",
     progress: ProgressCallback | None = None,
     source_name: str | None = None,
+    options: dict | None = None,
 ) -> LoadResult:
-    """Load ``path`` into the store. ``source_name`` overrides the provenance name (e.g. a URL)."""
+    """Load ``path`` into the store. ``source_name`` overrides the provenance name (e.g. a URL);
+    ``options`` go to the loader's ``read`` (e.g. ``mapping`` for a generic table)."""
     path = Path(path)
     source_file = source_name or str(path.resolve())
     result = LoadResult(source_file=source_file, format=fmt, status="failed")
@@ -164,7 +177,7 @@ def load_file(
         raise LoadError(str(path), "no such file")
     loader = registry.detect_format(path, fmt)
     result.format = loader.NAME
-    checksum = file_checksum(path)
+    checksum = _content_checksum(path, options)
     started = _now()
     with engine.connect() as conn:
         already = _current_load_with_checksum(conn, checksum)
@@ -188,7 +201,7 @@ def load_file(
                 .where(loads.c.source_file == source_file, loads.c.status == "succeeded")
                 .values(status="replaced")
             )
-            _store_records(conn, loader.read(path), result, load_id, progress)
+            _store_records(conn, loader.read(path, **(options or {})), result, load_id, progress)
             if result.rejections:
                 conn.execute(
                     insert(load_rejections),

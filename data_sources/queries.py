@@ -175,6 +175,13 @@ def year_bounds(engine: Engine) -> tuple[int, int] | None:
     return (int(low), int(high)) if low is not None else None
 
 
+def filtered_row_count(engine: Engine, filters: Filters) -> int:
+    """Rows the table and exports hold for ``filters`` (duplicates included, as they are listed)."""
+    with engine.connect() as conn:
+        query = select(func.count()).select_from(allocations).where(filters.where(allocations))
+        return int(conn.execute(query).scalar_one())
+
+
 def row_count(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(allocations)).scalar_one())

@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from data_sources import giving360, iati
+from data_sources import crs, fts, giving360, hdx3w, iati, table
 from data_sources.errors import FormatNotRecognised
 
 # Order matters: the first loader whose detect() accepts the content wins.
 LOADERS: dict[str, ModuleType] = {
     iati.NAME: iati,
     giving360.NAME: giving360,
+    fts.NAME: fts,
+    crs.NAME: crs,
+    hdx3w.NAME: hdx3w,
+    table.NAME: table,  # never detected: a table needs --mapping
 }
 HEAD_BYTES = 64 * 1024
 
@@ -46,7 +50,9 @@ def detect_format(path: Path, requested: str = "auto") -> ModuleType:
             return loader
     raise FormatNotRecognised(
         str(path),
-        "format not recognised from its content; expected a 360Giving JSON package, CSV or XLSX "
-        "(360Giving column titles such as 'Identifier' and 'Amount Awarded') or an IATI activity "
-        "XML file (<iati-activities> root); use --format to say which",
+        "format not recognised from its content; expected an IATI activity XML file (<iati-activities> "
+        "root), a 360Giving JSON package, CSV or XLSX (titles such as 'Identifier', 'Amount Awarded'), "
+        "OCHA FTS flow JSON or CSV, an OECD CRS file (DonorName, RecipientName, PurposeCode, USD_...), "
+        "or an HDX 3W/4W table with an HXL hashtag row; for any other table use "
+        "--format table --mapping FILE",
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import email.message
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -34,7 +35,7 @@ from email.utils import parsedate_to_datetime
 from http.client import BadStatusLine, RemoteDisconnected
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
 import requests
 
@@ -58,12 +59,13 @@ USER_AGENT = "fundatlas/0.1 (+https://github.com/fundatlas)"
 DEFAULT_MAX_BYTES = 2 * 1024**3
 MAX_BYTES_VARIABLE = "FUNDATLAS_MAX_DOWNLOAD_BYTES"
 FTS_HOSTS_VARIABLE = "FUNDATLAS_FTS_API_HOSTS"
-FTS_API_HOSTS: tuple[str, ...] = ("api.hpc.tools",)
-FTS_FLOW_PATH = "/fts/flow"
+FTS_API_HOSTS: tuple[str, ...] = ("hpc.tools",)
+_FTS_FLOW_PATH = re.compile(r"/fts/flow(?:/custom-search)?/?$", re.IGNORECASE)
 ALLOWED_SCHEMES = ("http", "https")
 MAX_REDIRECTS = 5
 MAX_PAGES = 1000
 RETRY_AFTER_CAP = 60.0  # seconds; a server asking for more is retried after this anyway
+MAX_BACKOFF = 60.0  # seconds; so a large ``retries`` does not mean waiting for hours
 RETRY_STATUSES = frozenset({408, 429})  # plus every 5xx
 CHUNK_BYTES = 64 * 1024
 MAX_NAME_CHARS = 120
@@ -133,18 +135,25 @@ def _fts_hosts() -> tuple[str, ...]:
 
 
 def is_fts_api_url(url: str, hosts: tuple[str, ...] | None = None) -> bool:
-    """True for an OCHA FTS API flow query, e.g. ``https://api.hpc.tools/v1/public/fts/flow?year=2020``.
+    """True for an OCHA FTS API flow search, e.g. ``https://api.hpc.tools/v1/public/fts/flow?year=2020``.
 
-    ``hosts`` defaults to ``api.hpc.tools`` plus the comma-separated ``FUNDATLAS_FTS_API_HOSTS``.
+    The path must end in ``/fts/flow`` or ``/fts/flow/custom-search``; ``groupby`` reports and the plan
+    overview (``/fts/flow/plan/overview/...``) are not lists of flows. ``hosts`` (each also matching its
+    subdomains) defaults to ``hpc.tools`` plus the comma-separated ``FUNDATLAS_FTS_API_HOSTS``.
     """
     try:
         parts = urlsplit(str(url).strip())
     except ValueError:
         return False
-    if parts.scheme.lower() not in ALLOWED_SCHEMES or not parts.hostname:
+    host = (parts.hostname or "").lower()
+    if parts.scheme.lower() not in ALLOWED_SCHEMES or not host:
         return False
     allowed = tuple(h.lower() for h in hosts) if hosts is not None else _fts_hosts()
-    return parts.hostname.lower() in allowed and FTS_FLOW_PATH in parts.path.lower()
+    if not any(host == h or host.endswith("." + h) for h in allowed):
+        return False
+    if not _FTS_FLOW_PATH.search(parts.path):
+        return False
+    return "groupby" not in {key.lower() for key in parse_qs(parts.query)}
 
 
 # --- sizes -------------------------------------------------------------------------------------------
@@ -342,8 +351,14 @@ def _stream_body(
         from tqdm import tqdm
 
         bar = tqdm(
-            total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-            file=sys.stderr, disable=None, leave=False,
+            total=total,
+            desc=desc,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            disable=None,
+            leave=False,
         )
     written = 0
     try:
@@ -356,8 +371,12 @@ def _stream_body(
                 bar.update(len(chunk))
             elif callable(progress):
                 progress(len(chunk))
-    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.ContentDecodingError) as exc:
+    except (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+    ) as exc:
         raise _Transient(_describe(exc, timeout)) from exc
     finally:
         resp.close()
@@ -388,7 +407,7 @@ def _retrying(
             reasons.append(exc.reason)
             if number == attempts:
                 break
-            delay = backoff * 2 ** (number - 1)
+            delay = min(backoff * 2 ** (number - 1), MAX_BACKOFF)
             delay += random.uniform(0, delay * 0.1)  # jitter, so many clients do not retry in step
             if exc.retry_after is not None:
                 delay = max(delay, exc.retry_after)
@@ -397,14 +416,22 @@ def _retrying(
         detail = reasons[-1]
     else:
         detail = f"{reasons[-1]} (attempts: {'; '.join(reasons)})"
-    raise DownloadError(url, f"{prefix}gave up after {attempts} attempt{'s' if attempts > 1 else ''}: {detail}",
-                        attempts=attempts)
+    raise DownloadError(
+        url, f"{prefix}gave up after {attempts} attempt{'s' if attempts > 1 else ''}: {detail}", attempts=attempts
+    )
 
 
 def _temporary(dest_dir: Path, mode: str = "w+b", **kwargs: Any) -> IO[Any]:
     # Hidden, and with a suffix no loader matches, in the same directory so the final rename is atomic.
-    return tempfile.NamedTemporaryFile(mode, dir=dest_dir, prefix=".fundatlas-", suffix=".part", delete=False,
-                                       **kwargs)
+    return tempfile.NamedTemporaryFile(mode, dir=dest_dir, prefix=".fundatlas-", suffix=".part", delete=False, **kwargs)
+
+
+def _temporary_or_fail(url: str, dest_dir: Path, mode: str = "w+b", **kwargs: Any) -> IO[Any]:
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        return _temporary(dest_dir, mode, **kwargs)
+    except OSError as exc:
+        raise LoadError(url, f"cannot write downloads to {dest_dir}: {exc}") from exc
 
 
 def _discard(tmp: IO[Any]) -> None:
@@ -442,10 +469,9 @@ def fetch(
     _require_url(url)
     cap = default_max_bytes() if max_bytes is None else max_bytes
     dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
     own_session = session is None
+    tmp = _temporary_or_fail(url, dest_dir)
     http = _new_session() if session is None else session
-    tmp = _temporary(dest_dir)
     names: list[str] = []
 
     def attempt() -> int:
@@ -464,6 +490,15 @@ def fetch(
         final = _unique_path(dest_dir, names[-1])
         os.replace(tmp.name, final)
         return final
+    except LoadError:
+        _discard(tmp)
+        raise
+    except requests.RequestException as exc:  # one the attempt did not classify; still the server's doing
+        _discard(tmp)
+        raise DownloadError(url, _describe(exc, timeout)) from exc
+    except OSError as exc:  # disk full, permissions: say so instead of a traceback
+        _discard(tmp)
+        raise LoadError(url, f"could not save the download in {dest_dir}: {exc}") from exc
     except BaseException:
         _discard(tmp)
         raise
@@ -475,8 +510,21 @@ def fetch(
 # --- public: FTS API ---------------------------------------------------------------------------------
 
 
-def _next_link(document: dict) -> str | None:
-    """``meta.nextLink`` via the FTS loader when it is there, else the same rule here."""
+def _raw_next_link(document: dict) -> str | None:
+    meta = document.get("meta") if isinstance(document, dict) else None
+    link = meta.get("nextLink") if isinstance(meta, dict) else None
+    return link.strip() if isinstance(link, str) and link.strip() else None
+
+
+def _next_link(document: dict, page_url: str) -> str | None:
+    """The absolute next page URL: ``meta.nextLink`` via the FTS loader's rule when it is there.
+
+    The loader's ``next_link`` turns a non-http(s) link into None; here such a link is an error rather
+    than a silent last page, so the raw value is checked as well.
+    """
+    raw = _raw_next_link(document)
+    if raw is None:
+        return None
     try:
         from data_sources import fts
     except ModuleNotFoundError as exc:
@@ -484,11 +532,16 @@ def _next_link(document: dict) -> str | None:
             raise
         fts = None
     shared = getattr(fts, "next_link", None)
-    if shared is not None:
-        return shared(document)
-    meta = document.get("meta") if isinstance(document, dict) else None
-    link = meta.get("nextLink") if isinstance(meta, dict) else None
-    return link if isinstance(link, str) and link.strip() else None
+    if shared is None:
+        link: str | None = urljoin(page_url, raw)
+    elif "base_url" in inspect.signature(shared).parameters:
+        link = shared(document, base_url=page_url)
+    else:
+        link = shared(document)
+        link = urljoin(page_url, link) if link else None
+    if link is None or urlsplit(link).scheme.lower() not in ALLOWED_SCHEMES:
+        raise _Permanent(f"links to {raw!r}: only http and https URLs are followed")
+    return link
 
 
 def _parse_page(body: bytes) -> dict:
@@ -527,10 +580,9 @@ def fetch_fts(
     _require_url(url)
     cap = default_max_bytes() if max_bytes is None else max_bytes
     dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
     own_session = session is None
+    out = _temporary_or_fail(url, dest_dir, "w", encoding="utf-8")
     http = _new_session() if session is None else session
-    out = _temporary(dest_dir, "w", encoding="utf-8")
     bar = None
     page_url: str | None = url
     seen = {url}
@@ -543,8 +595,14 @@ def fetch_fts(
         resp = _open(http, page, timeout)
         _check_status(resp, retry_after_cap)
         buffer = io.BytesIO()
-        size = _stream_body(resp, buffer, max_bytes=remaining, timeout=timeout,
-                            progress=progress if callable(progress) else False, desc=f"page {pages}")
+        size = _stream_body(
+            resp,
+            buffer,
+            max_bytes=remaining,
+            timeout=timeout,
+            progress=progress if callable(progress) else False,
+            desc=f"page {pages}",
+        )
         return _parse_page(buffer.getvalue()), size
 
     try:
@@ -569,27 +627,34 @@ def fetch_fts(
                 if progress is True:
                     from tqdm import tqdm
 
-                    bar = tqdm(total=count if isinstance(count, int) else None, desc="FTS flows", unit=" flows",
-                               file=sys.stderr, disable=None, leave=False)
+                    bar = tqdm(
+                        total=count if isinstance(count, int) else None,
+                        desc="FTS flows",
+                        unit=" flows",
+                        file=sys.stderr,
+                        disable=None,
+                        leave=False,
+                    )
             for flow in flows:
                 out.write("" if first_flow else ",\n")
                 out.write(json.dumps(flow, ensure_ascii=False))
                 first_flow = False
             if bar is not None:
                 bar.update(len(flows))
-            link = _next_link(document)
-            if link is None:
+            try:
+                target = _next_link(document, page_url)
+            except _Permanent as exc:
+                raise DownloadError(url, f"page {pages} {exc.reason}") from exc
+            if target is None:
                 break
-            target = urljoin(page_url, link.strip())
-            if urlsplit(target).scheme.lower() not in ALLOWED_SCHEMES:
-                raise DownloadError(url, f"page {pages} links to {target!r}: only http and https URLs are followed")
             if target in seen:
-                raise DownloadError(url, f"page {pages} links back to a page already fetched ({target}); "
-                                         "stopped to avoid a loop")
+                raise DownloadError(
+                    url, f"page {pages} links back to a page already fetched ({target}); stopped to avoid a loop"
+                )
             seen.add(target)
             page_url = target
         meta_out = {"count": count, "pages": pages, "source": url}
-        out.write(f"]}}, \"meta\": {json.dumps(meta_out, ensure_ascii=False)}}}\n")
+        out.write(f']}}, "meta": {json.dumps(meta_out, ensure_ascii=False)}}}\n')
         out.flush()
         os.fsync(out.fileno())
         out.close()
@@ -598,6 +663,15 @@ def fetch_fts(
         final = _unique_path(dest_dir, _sanitise_name(f"fts-{segment}-{digest}.json"))
         os.replace(out.name, final)
         return final
+    except LoadError:
+        _discard(out)
+        raise
+    except requests.RequestException as exc:  # one the attempt did not classify; still the server's doing
+        _discard(out)
+        raise DownloadError(url, _describe(exc, timeout)) from exc
+    except OSError as exc:
+        _discard(out)
+        raise LoadError(url, f"could not save the download in {dest_dir}: {exc}") from exc
     except BaseException:
         _discard(out)
         raise

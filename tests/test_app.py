@@ -73,8 +73,8 @@ def test_crafted_table_requests_are_refused(request_):
 
 
 def test_table_request_parses_sort():
-    assert parse_rows_request({"startRow": 100, "endRow": 200, "sortModel": [{"colId": "amount_usd", "sort": "desc"}]}) \
-        == (100, 200, [("amount_usd", "desc")])
+    request = {"startRow": 100, "endRow": 200, "sortModel": [{"colId": "amount_usd", "sort": "desc"}]}
+    assert parse_rows_request(request) == (100, 200, [("amount_usd", "desc")])
 
 
 def test_broken_url_shows_everything_with_a_message():

@@ -47,9 +47,11 @@ def _grid_first_rows(dash_duo) -> list[str]:
 
 
 def _click_country(dash_duo, iso3: str) -> None:
+    # plotly keeps each shape's location id in the path's bound data.
     path = dash_duo.driver.execute_script(
-        "const paths = document.querySelectorAll('#%s .choroplethlocation');"
-        "for (const p of paths) { if (p.__data__ && p.__data__.loc === '%s') return p; } return null;" % (ids.MAP, iso3)
+        "const paths = document.querySelectorAll(arguments[0]);"
+        "for (const p of paths) { if (p.__data__ && p.__data__.loc === arguments[1]) return p; } return null;",
+        f"#{ids.MAP} .choroplethlocation", iso3,
     )
     assert path is not None, f"no map shape for {iso3}"
     ActionChains(dash_duo.driver).move_to_element(path).click().perform()

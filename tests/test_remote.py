@@ -74,10 +74,27 @@ def test_is_url_refuses_a_url_without_host() -> None:
 
 def test_is_fts_api_url() -> None:
     assert is_fts_api_url("https://api.hpc.tools/v1/public/fts/flow?locationid=1&year=2020")
+    assert is_fts_api_url("https://api.hpc.tools/v1/public/fts/flow/custom-search?locationid=1")
     assert not is_fts_api_url("https://api.hpc.tools/v1/public/location")
+    assert not is_fts_api_url("https://api.hpc.tools/v1/public/fts/flow/plan/overview/progress/2020")
+    assert not is_fts_api_url("https://api.hpc.tools/v1/public/fts/flow?year=2020&groupby=organization")
+    assert not is_fts_api_url("ftp://api.hpc.tools/v1/public/fts/flow")
     assert not is_fts_api_url("https://example.org/v1/public/fts/flow")
     assert not is_fts_api_url("data/fts.json")
     assert is_fts_api_url("http://127.0.0.1:8000/v1/public/fts/flow", hosts=("127.0.0.1",))
+
+
+def test_more_fts_hosts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(remote.FTS_HOSTS_VARIABLE, "fts.example.org, 127.0.0.1")
+    assert is_fts_api_url("http://127.0.0.1:8000/fts/flow")
+    assert is_fts_api_url("https://api.hpc.tools/v1/public/fts/flow")
+
+
+def test_an_unwritable_destination_is_a_load_error(server: FixtureServer, tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(LoadError, match="cannot write downloads"):
+        fetch(server.add_bytes("/x", b"x"), not_a_dir / "sub", **FAST)
 
 
 def test_fetch_refuses_non_http_urls(dest: Path) -> None:
@@ -136,7 +153,8 @@ def test_file_name_from_content_disposition_is_sanitised(server: FixtureServer, 
 
 
 def test_file_name_rfc2231_and_fallback(server: FixtureServer, dest: Path) -> None:
-    url = server.add_bytes("/dl", b"a", headers={"Content-Disposition": "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.csv"})
+    disposition = "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.csv"
+    url = server.add_bytes("/dl", b"a", headers={"Content-Disposition": disposition})
     assert fetch(url, dest, **FAST).name == "résumé.csv"
     assert fetch(server.add_bytes("/", b"b"), dest, **FAST).name == "download"
 
@@ -194,7 +212,8 @@ def test_fts_page_that_is_not_json_is_retried_then_named(server: FixtureServer, 
 
 
 def test_fts_page_without_flows_is_refused(server: FixtureServer, dest: Path) -> None:
-    url = server.add_bytes("/fts/plan", shared_data("ocha_fts", "2-fts-flow-plan-overview-progress-2020.json").read_bytes())
+    plans = shared_data("ocha_fts", "2-fts-flow-plan-overview-progress-2020.json")
+    url = server.add_bytes("/fts/plan", plans.read_bytes())
     with pytest.raises(LoadError, match="not FTS flow JSON"):
         fetch_fts(url, dest, **FAST)
 
@@ -327,9 +346,7 @@ def test_streamed_body_over_the_cap_leaves_no_file(server: FixtureServer, dest: 
     assert _files(dest) == []
 
 
-def test_the_cap_comes_from_the_environment(
-    server: FixtureServer, dest: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_cap_comes_from_the_environment(server: FixtureServer, dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_max_bytes() == 2 * 1024**3
     monkeypatch.setenv(remote.MAX_BYTES_VARIABLE, "4G")
     assert default_max_bytes() == 4 * 1024**3

@@ -1,0 +1,872 @@
+"""Loader for any funder's own table: a CSV or XLSX export read with a small declarative mapping.
+
+A table is never detected from its content (``detect`` is always False): the user names the
+format and a mapping file, ``fundatlas load FILE --format table --mapping MAPPING.toml``. The
+mapping (TOML, or YAML when PyYAML is installed) says which column holds what; every key is in
+docs/mapping.md and docs/example-mapping.toml is a working example. One ``SourceRecord`` per
+non-blank data row; ``source`` is ``table``.
+
+Mapping
+-------
+* Sections: ``[table]`` (how to read the file), ``[columns]`` (field = column title),
+  ``[constants]`` (field = value, for fields the table lacks *and* for a mapped column's empty
+  cells), ``[options]`` (how to read values). Unknown sections and keys are errors, with a
+  "did you mean" suggestion (difflib) or the section a misplaced key belongs in.
+* Required: ``amount``, ``currency``, ``funder``, and a ``date`` or ``year``, each as a column or a
+  constant. ``flow_type`` must be one of ``schema.FLOW_TYPES`` (default ``grant``).
+* Every mapping error is a ``MappingError`` (a ``LoadError``) whose ``file`` is the mapping file
+  and whose ``field`` is the key (``columns.amount``); its message names both.
+* After the header row is read, every mapped column must be in it (titles match
+  case-insensitively, whitespace-tolerantly, exactly once); else a ``MappingError`` listing the
+  file's columns.
+
+Reading the file
+----------------
+* XLSX (zip content): the sheet ``[table] sheet``, default the first; values as stored (openpyxl
+  read-only, cached formula results). CSV (anything else): encoding and delimiter sniffed unless
+  ``[table] encoding`` / ``delimiter`` say. Old binary .xls is refused with a hint.
+* ``[table] header_row`` (1-based, default 1) is the column titles; rows above it are ignored,
+  rows below are data. A row whose cells are all empty is skipped and not counted.
+* Row numbers in messages are spreadsheet row numbers (CSV: record numbers, header included).
+
+Rows to records
+---------------
+* ``record_id`` = ``"{prefix}:{id cell}"``; the prefix is ``[table] source_name``, else the mapping
+  file's stem (else, for a mapping given as a dict, the data file's stem). The store keeps one
+  record per (source ``table``, record_id), so the prefix keeps two funders' ``G-1`` apart, and
+  the same grant in next year's export (same mapping, same id) is recognised as already stored.
+  Without an ``id`` column the id is ``"{prefix}:{file name}:row {n}"``: unique in one file only.
+  A missing id, or an id seen earlier in the file, rejects the row.
+* ``amount``: numbers as stored, or text with thousands separators, currency symbols and spaces
+  (``"12,500"``, ``"£1 250.50"``); ``[options] decimal_separator = ","`` reads ``"12.500,50"``.
+  Column values are multiplied by ``amount_multiplier``. Missing (and no constant) or not a number
+  -> rejected. ``currency`` is upper-cased and must be three letters.
+* ``date``: Excel date cells (and serial numbers in XLSX), else ``[options] date_format``
+  (``strptime``) when given, else ISO ``yyyy-mm-dd`` (time part ignored), ``yyyy/mm/dd`` or
+  day-first ``dd/mm/yyyy`` (``/``, ``.`` or ``-``). ``year`` is the date's year; the ``year``
+  column or constant is used only for rows without a date. Neither, or a year outside
+  1900-2100 -> rejected. ``start_date`` / ``end_date`` are read the same way but an unreadable one
+  is left empty (such columns often hold "ongoing").
+* ``funder`` (name) or ``funder_id`` must be present on each row (cell or constant).
+* Places: ``country``, ``place`` (-> ``admin1_name``) and ``region`` cells may list several
+  values split on ``[options] separator`` (default ``;``). One place per country (an even split
+  of the amount); places pair with countries one to one, or all lie in the row's single country;
+  other counts -> rejected. A country value that is not a country (``"Africa, regional"``,
+  ``"Global"``) is kept as the place's region. ``region`` values make places only on rows with no
+  country. ``latitude`` / ``longitude`` make a record point (allocation puts it in the place
+  whose country contains it); one without the other, not a number or out of range -> rejected.
+* ``sector``: DAC purpose codes, 5 or 3 digits, optionally followed by a name (``"14030 - Basic
+  drinking water"``), several split on the separator (even split). Anything else -> rejected.
+  ``source_sector`` is the sector cell and ``sector_text`` joined with "; "; ``sector_text`` is
+  also the theme hint for rows whose code gives no theme.
+* ``flow_type`` column values are lower-cased and must be in ``schema.FLOW_TYPES``.
+* Rejections name the column title as written in the file (``[constants] KEY`` when the value
+  came from the mapping).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+import hashlib
+import json
+import math
+import re
+import tomllib
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+from openpyxl.utils.exceptions import InvalidFileException
+
+from . import geography
+from .errors import LoadError, Rejection
+from .records import Place, SectorShare, SourceRecord
+from .schema import FLOW_TYPES
+
+NAME = "table"
+
+NO_MAPPING = "a table needs a mapping file: fundatlas load FILE --format table --mapping MAPPING.toml"
+
+# [columns] keys, in the order docs/mapping.md lists them. Every one but ``id`` may be a constant.
+COLUMN_KEYS: tuple[str, ...] = (
+    "id",
+    "funder", "funder_id", "funder_type",
+    "recipient", "recipient_id", "recipient_type", "implementer",
+    "title", "description",
+    "amount", "currency", "flow_type",
+    "date", "year", "start_date", "end_date",
+    "country", "place", "region", "latitude", "longitude",
+    "sector", "sector_text",
+)  # fmt: skip
+# How a constant of each field is checked; fields not listed are text.
+_CONSTANT_KINDS = {
+    "amount": "number", "currency": "currency", "flow_type": "flow_type",
+    "date": "date", "start_date": "date", "end_date": "date", "year": "year",
+    "latitude": "latitude", "longitude": "longitude", "sector": "sector",
+}  # fmt: skip
+CONSTANT_KEYS: tuple[str, ...] = tuple(k for k in COLUMN_KEYS if k != "id")
+TABLE_KEYS: tuple[str, ...] = ("source_name", "sheet", "header_row", "delimiter", "encoding")
+OPTION_KEYS: tuple[str, ...] = ("date_format", "amount_multiplier", "separator", "decimal_separator")
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "table": TABLE_KEYS,
+    "columns": COLUMN_KEYS,
+    "constants": CONSTANT_KEYS,
+    "options": OPTION_KEYS,
+}
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_SECTOR = re.compile(r"(\d{5}|\d{3})(?:\.0)?(?:\s*[-–:]\s*|\s+)?(.*)")
+_ISO_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ].*)?")
+_DAY_FIRST_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[T ].*)?")
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# Currency symbols and the separators people group digits with (spaces, Swiss apostrophes).
+_MONEY_NOISE = re.compile(r"[£$€¥₹\s\u00a0\u202f']")
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+# --------------------------------------------------------------------------- the mapping
+
+
+class MappingError(LoadError):
+    """A mapping that cannot be used. ``file`` is the mapping, ``field`` the key (``columns.amount``)."""
+
+    def __init__(self, file: str, reason: str, key: str | None = None):
+        super().__init__(file, reason)  # the reason names the key itself, so it is not repeated
+        self.field = key
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    """A validated mapping. ``columns``: field -> column title; ``constants``: field -> checked value."""
+
+    origin: str  # the mapping file (or "mapping" for one given as a dict), named in errors
+    source_name: str | None = None  # record id prefix; None: the data file's stem
+    sheet: str | None = None
+    header_row: int = 1
+    delimiter: str | None = None
+    encoding: str | None = None
+    columns: Mapping[str, str] = field(default_factory=dict)
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    date_format: str | None = None
+    amount_multiplier: float = 1.0
+    separator: str = ";"
+    decimal_separator: str = "."
+
+    def fingerprint(self) -> str:
+        """A hash of everything that changes what the mapping reads (not where the file lies).
+
+        Loading should mix it into the data file's checksum, so that the same file loaded again
+        with a corrected mapping is reloaded rather than reported unchanged.
+        """
+        content = {k: v for k, v in vars(self).items() if k != "origin"}
+        text = json.dumps(content, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def load_mapping(path: Path | str) -> TableMapping:
+    """Read and validate a mapping file: TOML, or YAML (``.yaml``/``.yml``) when PyYAML is installed."""
+    path = Path(path)
+    origin = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise MappingError(origin, f"cannot read the mapping file: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MappingError(origin, f"the mapping file is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    if path.suffix.lower() in (".yaml", ".yml"):
+        data = _parse_yaml(text, origin)
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            # tomllib's message ends with "(at line L, column C)".
+            raise MappingError(origin, f"not valid TOML: {exc}") from exc
+    return parse_mapping(data, origin, default_name=path.stem)
+
+
+def _parse_yaml(text: str, origin: str) -> Any:
+    try:
+        import yaml
+    except ImportError as exc:
+        raise MappingError(
+            origin,
+            "a YAML mapping needs PyYAML, which is not installed (pip install pyyaml); "
+            "or write the mapping as TOML, like docs/example-mapping.toml",
+        ) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise MappingError(origin, f"not valid YAML{where}: {problem}") from exc
+    return {} if data is None else data
+
+
+def parse_mapping(data: Any, origin: str = "mapping", default_name: str | None = None) -> TableMapping:
+    """Validate a mapping already parsed into dicts (sections as in the file)."""
+    if not isinstance(data, Mapping):
+        raise MappingError(origin, "a mapping is a set of sections ([table], [columns], [constants], [options])")
+    _check_keys(data, origin)
+    table = data.get("table", {})
+    columns = {key: _column_title(origin, key, value) for key, value in data.get("columns", {}).items()}
+    constants = {key: _constant(origin, key, value) for key, value in data.get("constants", {}).items()}
+    options = data.get("options", {})
+
+    def need(key: str, what: str) -> None:
+        if key not in columns and key not in constants:
+            raise MappingError(
+                origin,
+                f"no {what}: map a column ([columns] {key} = \"Column title\") or give a constant "
+                f"([constants] {key} = ...)",
+                key=f"columns.{key}",
+            )
+
+    need("funder", "funder")
+    need("amount", "amount")
+    need("currency", "currency")
+    if not {"date", "year"} & (columns.keys() | constants.keys()):
+        raise MappingError(
+            origin,
+            'no date: map a date column ([columns] date = "Date awarded"), a year column '
+            '([columns] year = "Year") or give a constant year ([constants] year = 2024)',
+            key="columns.date",
+        )
+    for section, given in (("columns", columns), ("constants", constants)):
+        if ("latitude" in given) != ("longitude" in given):
+            has, missing = ("latitude", "longitude") if "latitude" in given else ("longitude", "latitude")
+            raise MappingError(origin, f"[{section}] has {has} but no {missing}: give both", key=f"{section}.{missing}")
+
+    header_row = table.get("header_row", 1)
+    if isinstance(header_row, bool) or not isinstance(header_row, int) or header_row < 1:
+        raise MappingError(origin, f"[table] header_row must be a row number (1 or more), not {header_row!r}",
+                           key="table.header_row")
+    encoding = _optional_text(origin, "table", "encoding", table.get("encoding"))
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError as exc:
+            raise MappingError(origin, f"[table] encoding {encoding!r} is not a known text encoding",
+                               key="table.encoding") from exc
+    delimiter = table.get("delimiter")
+    if delimiter is not None and not (isinstance(delimiter, str) and len(delimiter) == 1):
+        raise MappingError(origin, f"[table] delimiter must be one character (such as \",\" or \";\"), not "
+                           f"{delimiter!r}", key="table.delimiter")
+
+    date_format = _optional_text(origin, "options", "date_format", options.get("date_format"))
+    if date_format is not None:
+        try:
+            sample = datetime(2001, 2, 3)
+            datetime.strptime(sample.strftime(date_format), date_format)
+        except ValueError as exc:
+            raise MappingError(origin, f"[options] date_format {date_format!r} is not a usable strptime format "
+                               f"(such as \"%d/%m/%Y\"): {exc}", key="options.date_format") from exc
+        if "%" not in date_format:
+            raise MappingError(origin, f"[options] date_format {date_format!r} has no % directive "
+                               "(such as \"%d/%m/%Y\")", key="options.date_format")
+    multiplier = options.get("amount_multiplier", 1)
+    if (isinstance(multiplier, bool) or not isinstance(multiplier, int | float) or not math.isfinite(multiplier)
+            or multiplier <= 0):
+        raise MappingError(origin, f"[options] amount_multiplier must be a number greater than 0, not "
+                           f"{multiplier!r}", key="options.amount_multiplier")
+    separator = options.get("separator", ";")
+    if not isinstance(separator, str) or not separator.strip():
+        raise MappingError(origin, f"[options] separator must be a non-blank text such as \";\", not {separator!r}",
+                           key="options.separator")
+    decimal = options.get("decimal_separator", ".")
+    if decimal not in (".", ","):
+        raise MappingError(origin, f"[options] decimal_separator must be \".\" or \",\", not {decimal!r}",
+                           key="options.decimal_separator")
+
+    return TableMapping(
+        origin=origin,
+        source_name=_optional_text(origin, "table", "source_name", table.get("source_name")) or default_name,
+        sheet=_optional_text(origin, "table", "sheet", table.get("sheet")),
+        header_row=header_row,
+        delimiter=delimiter,
+        encoding=encoding,
+        columns=columns,
+        constants=constants,
+        date_format=date_format,
+        amount_multiplier=float(multiplier),
+        separator=separator,
+        decimal_separator=decimal,
+    )
+
+
+def _suggestion(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _check_keys(data: Mapping[str, Any], origin: str) -> None:
+    for name, section in data.items():
+        if not isinstance(section, Mapping):
+            homes = [f"[{s}]" for s, keys in SECTIONS.items() if name in keys]
+            where = f"; put it under {' or '.join(homes)}" if homes else ""
+            raise MappingError(origin, f"key {name!r} is outside any section{where}", key=str(name))
+        if name not in SECTIONS:
+            close = difflib.get_close_matches(str(name), list(SECTIONS), n=1, cutoff=0.6)
+            hint = f"; did you mean [{close[0]}]?" if close else ""
+            raise MappingError(
+                origin, f"unknown section [{name}]{hint} (sections are [table], [columns], [constants], [options])",
+                key=str(name),
+            )
+        for key in section:
+            if key in SECTIONS[name]:
+                continue
+            homes = [f"[{s}]" for s, keys in SECTIONS.items() if key in keys]
+            if homes:
+                hint = f"; {key!r} belongs in {' or '.join(homes)}"
+            else:
+                hint = _suggestion(str(key), SECTIONS[name]) or f" (keys are: {', '.join(SECTIONS[name])})"
+            raise MappingError(origin, f"unknown key {key!r} in [{name}]{hint}", key=f"{name}.{key}")
+
+
+def _optional_text(origin: str, section: str, key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise MappingError(origin, f"[{section}] {key} must be a non-empty text, not {value!r}",
+                           key=f"{section}.{key}")
+    return value.strip()
+
+
+def _column_title(origin: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise MappingError(origin, f"[columns] {key} must be a column title (a non-empty text), not {value!r}",
+                           key=f"columns.{key}")
+    return value.strip()
+
+
+def _constant(origin: str, key: str, value: Any) -> Any:
+    """The checked constant of field ``key``, in the form rows use (e.g. a ``date``, a float)."""
+    kind = _CONSTANT_KINDS.get(key, "text")
+
+    def bad(expected: str) -> MappingError:
+        return MappingError(origin, f"[constants] {key} must be {expected}, not {value!r}", key=f"constants.{key}")
+
+    if kind == "flow_type":
+        if value not in FLOW_TYPES:
+            hint = _suggestion(str(value), FLOW_TYPES)
+            raise MappingError(
+                origin, f"[constants] flow_type {value!r} is not one of: {', '.join(FLOW_TYPES)}{hint}",
+                key="constants.flow_type",
+            )
+        return value
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise bad("a number")
+        return float(value)
+    if kind in ("latitude", "longitude"):
+        limit = 90 if kind == "latitude" else 180
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -limit <= value <= limit:
+            raise bad(f"a number from -{limit} to {limit}")
+        return float(value)
+    if kind == "year":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1900 <= value <= 2100:
+            raise bad("a year from 1900 to 2100")
+        return value
+    if kind == "date":
+        try:
+            found = parse_date(value) if isinstance(value, str | date) else None
+        except ValueError:
+            found = None
+        if found is None:
+            raise bad("a date (2024-03-31)")
+        return found
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise bad("a non-empty text")
+    text = str(value).strip()
+    if kind == "currency":
+        if not _CURRENCY.fullmatch(text.upper()):
+            raise bad("a three-letter ISO 4217 code such as \"GBP\"")
+        return text.upper()
+    if kind == "sector":
+        try:
+            parse_sectors(text, ";")
+        except ValueError as exc:
+            raise bad("a DAC purpose code such as \"14030\"") from exc
+    return text
+
+
+# --------------------------------------------------------------------------- values (shareable)
+
+
+def cell_text(value: Any) -> str | None:
+    """A cell as stripped text; None for empty cells. 1234.0 (a spreadsheet number) -> "1234"."""
+    if value is None or isinstance(value, bool):
+        return None if value is None else str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value.is_integer():
+            value = int(value)
+    if isinstance(value, datetime):
+        value = value.date()
+    text = str(value).strip()
+    return text or None
+
+
+def parse_amount(value: Any, decimal_separator: str = ".") -> float:
+    """A money amount from a number or text ("12,500", "£1 250.50", "12.500,50" with ``","``).
+
+    Raises ``ValueError`` with a message for users when the value is not a finite number.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        text = _MONEY_NOISE.sub("", value)
+        group = "," if decimal_separator == "." else "."
+        grouped = rf"[+-]?\d{{1,3}}(?:{re.escape(group)}\d{{3}})+(?:{re.escape(decimal_separator)}\d*)?"
+        if re.fullmatch(grouped, text):
+            text = text.replace(group, "")
+        if group in text:
+            hint = ' (set [options] decimal_separator = "," for decimal commas)' if group == "," else ""
+            raise ValueError(f"not a number: {value!r}{hint}")
+        text = text.replace(decimal_separator, ".")
+        if not _NUMBER.fullmatch(text):
+            raise ValueError(f"not a number: {value!r}")
+        number = float(text)
+    else:
+        raise ValueError(f"not a number: {value!r}")
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
+def parse_date(value: Any, date_format: str | None = None, excel: bool = False) -> date | None:
+    """A date from a cell: date cells, Excel serials (``excel``), ``date_format``, else ISO or dd/mm/yyyy.
+
+    None for an empty cell; ``ValueError`` for a value that is there but is not a date.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # A date cell without date formatting arrives as its serial number.
+        if excel and 1 <= value < 2958466:
+            return (_EXCEL_EPOCH + timedelta(days=float(value))).date()
+        raise ValueError(f"not a date: {value!r}")
+    text = str(value).strip()
+    if date_format:
+        try:
+            return datetime.strptime(text, date_format).date()
+        except ValueError as exc:
+            raise ValueError(f"not a date in the format {date_format!r}: {text!r}") from exc
+    try:
+        if m := _ISO_DATE.fullmatch(text):
+            return date(int(m[1]), int(m[2]), int(m[3]))
+        if m := _DAY_FIRST_DATE.fullmatch(text):
+            return date(int(m[3]), int(m[2]), int(m[1]))
+    except ValueError as exc:
+        raise ValueError(f"not a date: {text!r} ({exc})") from exc
+    raise ValueError(f"not a date: {text!r} (expected yyyy-mm-dd or dd/mm/yyyy, or set [options] date_format)")
+
+
+def parse_sectors(text: str, separator: str) -> list[SectorShare]:
+    """DAC purpose codes ("14030", "14030 - Basic drinking water; 12220") as an even split."""
+    sectors = []
+    for item in split_cell(text, separator):
+        m = _SECTOR.fullmatch(item)
+        if not m:
+            raise ValueError(f"not a DAC purpose code (5 or 3 digits): {item!r}; map free text to sector_text")
+        sectors.append(SectorShare(code=m[1], name=m[2].strip() or None))
+    return sectors
+
+
+def split_cell(text: str, separator: str) -> list[str]:
+    """The non-empty, stripped items of a cell that lists several values."""
+    return [part.strip() for part in text.split(separator) if part.strip()]
+
+
+def sniff_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) or UTF-16 with BOM, else cp1252 when it decodes, else latin-1."""
+    with open(path, "rb") as fh:
+        start = fh.read(4)
+    if start.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    for encoding in ("utf-8", "cp1252"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    return "latin-1"  # decodes any byte
+
+
+def sniff_delimiter(line: str) -> str:
+    """The most frequent of , ; tab | in a header line (``,`` when none occurs)."""
+    counts = {d: line.count(d) for d in _DELIMITERS}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else ","
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def detect(head: bytes) -> bool:
+    """Always False: a table cannot be recognised from its content; it needs a mapping."""
+    return False
+
+
+def read(
+    path: Path | str, mapping: Path | str | Mapping[str, Any] | TableMapping | None = None
+) -> Iterator[SourceRecord | Rejection]:
+    """Yield one ``SourceRecord`` per data row of a CSV or XLSX table, or a ``Rejection``.
+
+    ``mapping`` is a mapping file, its parsed content (a dict) or a ``TableMapping``; the mapping is
+    checked here, the file's columns when iteration starts.
+    """
+    path = Path(path)
+    if mapping is None:
+        raise LoadError(str(path), NO_MAPPING)
+    if isinstance(mapping, TableMapping):
+        table = mapping
+    elif isinstance(mapping, Mapping):
+        table = parse_mapping(mapping)
+    else:
+        table = load_mapping(mapping)
+    return _read(path, table)
+
+
+def _read(path: Path, mapping: TableMapping) -> Iterator[SourceRecord | Rejection]:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise LoadError(str(path), f"cannot open the file: {exc.strerror or exc}") from exc
+    if not head:
+        raise LoadError(str(path), "the file is empty")
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise LoadError(str(path), "old binary .xls workbooks are not read; save it as .xlsx or CSV")
+    if head.startswith(b"PK\x03\x04"):
+        yield from _read_xlsx(path, mapping)
+    else:
+        yield from _read_csv(path, mapping)
+
+
+def _read_xlsx(path: Path, mapping: TableMapping) -> Iterator[SourceRecord | Rejection]:
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise LoadError(str(path), f"not a readable XLSX workbook: {exc}") from exc
+    try:
+        ws = _sheet(wb, path, mapping)
+        rows = enumerate(ws.iter_rows(min_row=mapping.header_row, values_only=True), start=mapping.header_row)
+        header = next(rows, None)
+        if header is None:
+            raise LoadError(str(path), f"sheet {ws.title!r} has no row {mapping.header_row} "
+                            "([table] header_row) to read the column titles from")
+        yield from _Rows(path, mapping, f"sheet {ws.title!r}", list(header[1]), excel=True).records(rows)
+    finally:
+        wb.close()
+
+
+def _sheet(wb: Any, path: Path, mapping: TableMapping) -> Any:
+    if mapping.sheet is None:
+        return wb.worksheets[0]
+    names = wb.sheetnames
+    wanted = " ".join(mapping.sheet.split()).casefold()
+    for name in names:
+        if " ".join(name.split()).casefold() == wanted:
+            return wb[name]
+    raise MappingError(
+        mapping.origin,
+        f"sheet {mapping.sheet!r} named in [table] sheet is not in {path}; sheets are: "
+        f"{', '.join(repr(n) for n in names)}{_suggestion(mapping.sheet, names)}",
+        key="table.sheet",
+    )
+
+
+def _read_csv(path: Path, mapping: TableMapping) -> Iterator[SourceRecord | Rejection]:
+    encoding = mapping.encoding or sniff_encoding(path)
+    try:
+        with open(path, encoding=encoding, newline="") as fh:
+            delimiter = mapping.delimiter
+            if delimiter is None:
+                lines = [fh.readline() for _ in range(mapping.header_row)]
+                delimiter = sniff_delimiter(lines[-1])
+                fh.seek(0)
+            reader = csv.reader(fh, delimiter=delimiter)
+            try:
+                rows = enumerate(reader, start=1)
+                header = None
+                for rownum, values in rows:
+                    if rownum == mapping.header_row:
+                        header = values
+                        break
+                if header is None:
+                    raise LoadError(str(path), f"the file has no row {mapping.header_row} ([table] header_row) "
+                                    "to read the column titles from")
+                label = f"the header row (row {mapping.header_row})"
+                yield from _Rows(path, mapping, label, list(header), excel=False).records(rows)
+            except csv.Error as exc:
+                raise LoadError(str(path), f"CSV cannot be parsed near line {reader.line_num}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise LoadError(str(path), f"the file is not {encoding} text ({exc.reason} at byte {exc.start}); "
+                        "set [table] encoding") from exc
+
+
+def _norm_title(value: Any) -> str:
+    text = cell_text(value) or ""
+    return " ".join(text.replace("\ufeff", "").split()).casefold()
+
+
+class _Bad(ValueError):
+    """A row's value that cannot be used: ``key`` is the mapping field, ``reason`` for the user."""
+
+    def __init__(self, key: str, reason: str):
+        super().__init__(reason)
+        self.key = key
+        self.reason = reason
+
+
+class _Rows:
+    """Turns the data rows of one table into records, once its header is matched to the mapping."""
+
+    def __init__(self, path: Path, mapping: TableMapping, label: str, header: list[Any], excel: bool):
+        self.path = path
+        self.mapping = mapping
+        self.excel = excel
+        self.prefix = mapping.source_name or path.stem
+        self.index: dict[str, int] = {}
+        self.titles: dict[str, str] = {}
+        titles = [_norm_title(h) for h in header]
+        shown = [cell_text(h) for h in header if _norm_title(h)]
+        for key, title in mapping.columns.items():
+            found = [i for i, t in enumerate(titles) if t == _norm_title(title)]
+            if not found:
+                listed = ", ".join(repr(s) for s in shown) or "(none)"
+                raise MappingError(
+                    mapping.origin,
+                    f"column {title!r} named in mapping for {key} is not in {label} of {path}; "
+                    f"columns are: {listed}{_suggestion(title, [s for s in shown if s])}",
+                    key=f"columns.{key}",
+                )
+            if len(found) > 1:
+                where = " and ".join(str(i + 1) for i in found)
+                raise MappingError(
+                    mapping.origin,
+                    f"column {title!r} named in mapping for {key} appears {len(found)} times in {label} of "
+                    f"{path} (columns {where}); rename one so the mapping is unambiguous",
+                    key=f"columns.{key}",
+                )
+            self.index[key] = found[0]
+            self.titles[key] = cell_text(header[found[0]]) or title
+
+    def records(self, rows: Iterable[tuple[int, Iterable[Any]]]) -> Iterator[SourceRecord | Rejection]:
+        seen: dict[str, int] = {}
+        for rownum, values in rows:
+            cells = list(values)
+            if all(cell_text(v) is None for v in cells):
+                continue
+            result = self.convert(rownum, cells)
+            if isinstance(result, SourceRecord):
+                first = seen.setdefault(result.record_id, rownum)
+                if first != rownum:
+                    result = Rejection(result.record_id, self.field_title("id"), f"duplicate id (first at row {first})")
+            yield result
+
+    def field_title(self, key: str) -> str:
+        """How a rejection names the field: the column title as the file writes it."""
+        if key in self.titles:
+            return self.titles[key]
+        if key in self.mapping.constants:
+            return f"[constants] {key}"
+        return key
+
+    def cell(self, key: str, cells: list[Any]) -> Any:
+        """The raw cell of field ``key`` (None when unmapped or empty)."""
+        i = self.index.get(key)
+        if i is None or i >= len(cells):
+            return None
+        value = cells[i]
+        if isinstance(value, str):
+            value = value.strip()
+        return None if value is None or value == "" else value
+
+    def text(self, key: str, cells: list[Any]) -> str | None:
+        """The field's text: its cell, else its constant."""
+        found = cell_text(self.cell(key, cells))
+        if found is None and key in self.mapping.constants:
+            found = str(self.mapping.constants[key])
+        return found
+
+    def convert(self, rownum: int, cells: list[Any]) -> SourceRecord | Rejection:
+        record_id = f"row {rownum}"
+        try:
+            if "id" in self.index:
+                value = cell_text(self.cell("id", cells))
+                if value is None:
+                    raise _Bad("id", "missing record id")
+                record_id = f"{self.prefix}:{value}"
+            else:
+                record_id = f"{self.prefix}:{self.path.name}:row {rownum}"
+            return self._record(record_id, cells)
+        except _Bad as exc:
+            return Rejection(record_id, self.field_title(exc.key), exc.reason)
+
+    def _record(self, record_id: str, cells: list[Any]) -> SourceRecord:
+        m = self.mapping
+        amount = self._amount(cells)
+        currency = self.text("currency", cells)
+        if currency is None:
+            raise _Bad("currency", "missing")
+        if not _CURRENCY.fullmatch(currency.upper()):
+            raise _Bad("currency", f"not an ISO 4217 currency code: {currency!r}")
+        when, year = self._when(cells)
+        funder_name, funder_id = self.text("funder", cells), self.text("funder_id", cells)
+        if funder_name is None and funder_id is None:
+            raise _Bad("funder", "missing funder")
+        flow_type = (self.text("flow_type", cells) or "grant").lower()
+        if flow_type not in FLOW_TYPES:
+            raise _Bad("flow_type", f"{flow_type!r} is not one of: {', '.join(FLOW_TYPES)}")
+        sector_cell = self.text("sector", cells)
+        try:
+            sectors = parse_sectors(sector_cell, m.separator) if sector_cell else []
+        except ValueError as exc:
+            raise _Bad("sector", str(exc)) from exc
+        sector_text = self.text("sector_text", cells)
+        source_sector = "; ".join(t for t in (sector_cell, sector_text) if t) or None
+        return SourceRecord(
+            source=NAME,
+            record_id=record_id,
+            flow_type=flow_type,
+            amount=amount,
+            currency=currency.upper(),
+            year=year,
+            date=when.isoformat() if when else None,
+            start_date=self._optional_date("start_date", cells),
+            end_date=self._optional_date("end_date", cells),
+            funder_id=funder_id,
+            funder_name=funder_name,
+            funder_type=self.text("funder_type", cells),
+            recipient_id=self.text("recipient_id", cells),
+            recipient_name=self.text("recipient", cells),
+            recipient_type=self.text("recipient_type", cells),
+            implementer_name=self.text("implementer", cells),
+            title=self.text("title", cells),
+            description=self.text("description", cells),
+            source_sector=source_sector,
+            theme_hint=sector_text,
+            places=self._places(cells),
+            sectors=sectors,
+            points=self._points(cells),
+        )
+
+    def _amount(self, cells: list[Any]) -> float:
+        raw = self.cell("amount", cells)
+        if raw is None:
+            if "amount" in self.mapping.constants:
+                return self.mapping.constants["amount"]  # as written in the mapping: not multiplied
+            raise _Bad("amount", "missing")
+        try:
+            amount = parse_amount(raw, self.mapping.decimal_separator) * self.mapping.amount_multiplier
+        except ValueError as exc:
+            raise _Bad("amount", str(exc)) from exc
+        if not math.isfinite(amount):
+            raise _Bad("amount", f"not a finite number after amount_multiplier: {raw!r}")
+        return amount
+
+    def _date(self, key: str, cells: list[Any]) -> date | None:
+        raw = self.cell(key, cells)
+        if raw is None:
+            return self.mapping.constants.get(key)
+        try:
+            return parse_date(raw, self.mapping.date_format, self.excel)
+        except ValueError as exc:
+            raise _Bad(key, str(exc)) from exc
+
+    def _when(self, cells: list[Any]) -> tuple[date | None, int]:
+        when = self._date("date", cells)
+        if when is not None:
+            year, key = when.year, "date"
+        else:
+            raw = self.cell("year", cells)
+            key = "year"
+            if raw is not None:
+                text = cell_text(raw) or ""
+                if not re.fullmatch(r"\d{4}", text):
+                    raise _Bad("year", f"not a year: {raw!r}")
+                year = int(text)
+            elif "year" in self.mapping.constants:
+                year = self.mapping.constants["year"]
+            else:
+                key = "date" if "date" in self.mapping.columns else "year"
+                raise _Bad(key, "missing: the row has no date and no year")
+        if not 1900 <= year <= 2100:
+            raise _Bad(key, f"year {year} is outside 1900-2100")
+        return when, year
+
+    def _optional_date(self, key: str, cells: list[Any]) -> str | None:
+        try:
+            found = self._date(key, cells)
+        except _Bad:
+            return None  # planned dates are informative; "ongoing" must not cost the row
+        return found.isoformat() if found else None
+
+    def _places(self, cells: list[Any]) -> list[Place]:
+        sep = self.mapping.separator
+        countries = split_cell(self.text("country", cells) or "", sep)
+        names = split_cell(self.text("place", cells) or "", sep)
+        regions = split_cell(self.text("region", cells) or "", sep)
+        if countries and names and len(countries) > 1 and len(names) != len(countries):
+            raise _Bad("place", f"{len(names)} places for {len(countries)} countries; give one place per "
+                       "country, or one country")
+        if not countries:
+            if names:
+                region = regions[0] if len(regions) == 1 else None
+                return [Place(region=region, admin1_name=n) for n in names]
+            return [Place(region=r) for r in regions]
+        places = []
+        for country in countries:
+            # Text that is no country ("Africa, regional", "Global") still says where: as a region.
+            iso3 = geography.to_iso3(country)
+            places.append(Place(country=country) if iso3 else Place(region=country))
+        if not names:
+            return places
+        if len(places) == 1:
+            return [Place(country=places[0].country, region=places[0].region, admin1_name=n) for n in names]
+        return [Place(country=p.country, region=p.region, admin1_name=n) for p, n in zip(places, names, strict=True)]
+
+    def _points(self, cells: list[Any]) -> list[tuple[float, float]]:
+        lat_raw, lon_raw = self.cell("latitude", cells), self.cell("longitude", cells)
+        if lat_raw is None and lon_raw is None:
+            if "latitude" in self.mapping.constants:
+                return [(self.mapping.constants["latitude"], self.mapping.constants["longitude"])]
+            return []
+        if lat_raw is None or lon_raw is None:
+            missing = "latitude" if lat_raw is None else "longitude"
+            raise _Bad(missing, f"missing; the row has a {'longitude' if lat_raw is None else 'latitude'}")
+        point = []
+        for key, raw, limit in (("latitude", lat_raw, 90), ("longitude", lon_raw, 180)):
+            try:
+                number = float(raw) if not isinstance(raw, bool) else math.nan
+            except (TypeError, ValueError):
+                number = math.nan
+            if not (math.isfinite(number) and -limit <= number <= limit):
+                raise _Bad(key, f"not a {key} from -{limit} to {limit}: {raw!r}")
+            point.append(number)
+        return [(point[0], point[1])]
+
