@@ -12,10 +12,10 @@ import dash_bootstrap_components as dbc  # noqa: F401  (registers the components
 from dash import Dash
 from flask import Response, abort, request, stream_with_context
 
-from callbacks import export, filters, headline, map, table
+from callbacks import export, filters, headline, map, sources, table
 from callbacks.context import AppContext
 from data_sources import config, queries
-from data_sources.export import FORMATS, MEDIA_TYPES, export_chunks
+from data_sources.export import FORMATS, MEDIA_TYPES, REPORT_COLUMNS, export_chunks, iter_csv
 from data_sources.filters import FilterError, Filters
 from data_sources.store import open_store
 from layouts.main import page
@@ -43,6 +43,23 @@ def _ensure_data(engine, auto_demo: bool) -> None:
         print("fundatlas: the store is empty; building the demo data set (fictional organisations)...",
               file=sys.stderr)
         run_demo(engine)
+
+
+def _register_report_route(app: Dash, engine) -> None:
+    @app.server.route("/report/<int:load_id>.csv")
+    def load_report(load_id: int):
+        rejected = queries.rejections(engine, load_id)
+        loads = queries.recent_loads(engine, limit=None, load_id=load_id)
+        if loads.empty:
+            abort(404)
+        source_file = loads.iloc[0]["source_file"]
+        rows = [] if rejected.empty else [
+            {"file": source_file, **r} for r in rejected[["record_id", "field", "reason"]].to_dict("records")
+        ]
+        return Response(
+            iter_csv(rows, REPORT_COLUMNS), mimetype=MEDIA_TYPES["csv"],
+            headers={"Content-Disposition": f'attachment; filename="fundatlas-load-{load_id}-report.csv"'},
+        )
 
 
 def _register_export_route(app: Dash, engine) -> None:
@@ -83,9 +100,10 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
         return page(bounds, themes, _demo_label(engine))
 
     app.layout = serve_layout
-    for module in (filters, map, headline, table, export):
+    for module in (filters, map, headline, table, export, sources):
         module.register(app, context)
     _register_export_route(app, engine)
+    _register_report_route(app, engine)
 
     @app.server.after_request
     def add_security_headers(response):

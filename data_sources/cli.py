@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import tempfile
@@ -121,7 +120,7 @@ def load_paths(
         print(f"fundatlas: --mapping is for --format table, not --format {fmt}", file=sys.stderr)
         return len(paths)
     failed = 0
-    report_rows: list[list[str]] = []
+    report_rows: list[dict[str, str]] = []
     for path in paths:
         name = str(path).rstrip("/").rsplit("/", 1)[-1] or str(path)
         with tqdm(desc=name, unit=" records", file=sys.stderr, disable=None, leave=False) as bar:
@@ -130,16 +129,24 @@ def load_paths(
             except FundatlasError as exc:
                 failed += 1
                 print(f"FAILED {exc}", file=sys.stderr)
-                report_rows.append([str(path), "", "", str(exc)])
+                report_rows.append({"file": str(path), "record_id": "", "field": exc_field(exc), "reason": str(exc)})
                 continue
         _print_result(result)
-        report_rows.extend([result.source_file, r.record_id, r.field, r.reason] for r in result.rejections)
+        report_rows.extend(
+            {"file": result.source_file, "record_id": r.record_id, "field": r.field, "reason": r.reason}
+            for r in result.rejections
+        )
     if report:
-        with open(report, "w", newline="", encoding="utf-8-sig") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["file", "record_id", "field", "reason"])
-            writer.writerows(report_rows)
+        from data_sources.export import REPORT_COLUMNS, iter_csv
+
+        with open(report, "wb") as fh:
+            for chunk in iter_csv(report_rows, REPORT_COLUMNS):
+                fh.write(chunk)
     return failed
+
+
+def exc_field(exc: Exception) -> str:
+    return getattr(exc, "field", None) or "file"
 
 
 def _format_usd(value: float) -> str:

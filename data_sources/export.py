@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 from sqlalchemy import Engine
@@ -39,15 +39,21 @@ def neutralise(value: object) -> object:
 def _cell(column: str, value: object) -> object:
     if value is None:
         return ""
-    if COLUMN_KINDS[column] in ("str", "date"):
+    if COLUMN_KINDS.get(column, "str") in ("str", "date"):
         return neutralise(str(value))
     if isinstance(value, float) and not math.isfinite(value):
         return ""
     return value
 
 
-def iter_csv(rows: Iterable[dict]) -> Iterator[bytes]:
-    """CSV bytes: a BOM, the header, then one line per row, in chunks of about 64 KiB."""
+REPORT_COLUMNS = ("file", "record_id", "field", "reason")
+
+
+def iter_csv(rows: Iterable[dict], columns: Sequence[str] = COLUMN_NAMES) -> Iterator[bytes]:
+    """CSV bytes: a BOM, the header, then one line per row, in chunks of about 64 KiB.
+
+    Columns outside the canonical table (e.g. a load report's) are text.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
 
@@ -57,10 +63,10 @@ def iter_csv(rows: Iterable[dict]) -> Iterator[bytes]:
         buffer.truncate()
         return data.encode("utf-8")
 
-    writer.writerow(COLUMN_NAMES)
+    writer.writerow(columns)
     yield "\ufeff".encode() + drain()
     for row in rows:
-        writer.writerow([_cell(c, row[c]) for c in COLUMN_NAMES])
+        writer.writerow([_cell(c, row[c]) for c in columns])
         if buffer.tell() > 64 * 1024:
             yield drain()
     tail = drain()

@@ -10,7 +10,7 @@ Formats
   same shape written by the fetcher after following every page. Read whole with ``json.load``
   (one page of 200 flows is about 400 kB; a fetched country-year is a few MB). Local files are
   never followed: each page file is a separate load and ``meta.nextLink`` is ignored by ``read``.
-  For URLs, ``is_fts_api_url`` and ``next_link`` let the fetcher walk the pages into one file.
+  For URLs, ``next_link`` lets the fetcher (``remote.fetch_fts``) walk the pages into one file.
 * CSV: the flattened flow tables HDX publishes (``fts_incoming_funding_afg.csv``,
   ``fts_internal_funding_afg.csv``, ``fts_outgoing_funding_*.csv``): UTF-8 (a BOM is tolerated),
   comma-separated, a header row with ``id``, ``amountUSD``, ``srcOrganization``,
@@ -87,7 +87,7 @@ from dataclasses import dataclass, field
 from datetime import date as _date
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from . import geography
 from .errors import LoadError, Rejection
@@ -112,7 +112,6 @@ _FLOW_FIELDS = (b'"sourceObjects"', b'"destinationObjects"', b'"amountUSD"')
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_API_PATH = re.compile(r"/v1/public/fts/flow(?:/custom-search)?/?")
 
 
 # --------------------------------------------------------------------------- detection and URLs
@@ -131,24 +130,6 @@ def detect(head: bytes) -> bool:
         return False
     header = _header_cells(stripped.split(b"\n", 1)[0].rstrip(b"\r"))
     return _is_flow_header(header)
-
-
-def is_fts_api_url(url: str) -> bool:
-    """Whether ``url`` is an FTS API v1 flow search whose pages ``read`` can load once joined.
-
-    ``https://api.hpc.tools/v1/public/fts/flow?...`` and ``.../fts/flow/custom-search?...`` are;
-    ``groupby`` reports and the plan overview (``.../fts/flow/plan/overview/...``) are not flows.
-    """
-    try:
-        parts = urlsplit(url.strip())
-    except (AttributeError, ValueError):
-        return False
-    host = (parts.hostname or "").lower()
-    if parts.scheme.lower() not in ("http", "https") or not (host == "hpc.tools" or host.endswith(".hpc.tools")):
-        return False
-    if not _API_PATH.fullmatch(parts.path):
-        return False
-    return "groupby" not in {key.lower() for key in parse_qs(parts.query)}
 
 
 def next_link(document: dict[str, Any], base_url: str | None = None) -> str | None:

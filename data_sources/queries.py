@@ -187,14 +187,18 @@ def row_count(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(allocations)).scalar_one())
 
 
-def recent_loads(engine: Engine, limit: int = 20) -> pd.DataFrame:
+def recent_loads(engine: Engine, limit: int | None = 20, load_id: int | None = None) -> pd.DataFrame:
     query = select(loads).order_by(loads.c.load_id.desc()).limit(limit)
+    if load_id is not None:
+        query = query.where(loads.c.load_id == load_id)
     with engine.connect() as conn:
         return pd.DataFrame(conn.execute(query).mappings().all())
 
 
-def rejections(engine: Engine, load_id: int) -> pd.DataFrame:
-    query = select(load_rejections).where(load_rejections.c.load_id == load_id)
+def rejections(engine: Engine, load_id: int, limit: int | None = None) -> pd.DataFrame:
+    query = select(load_rejections).where(load_rejections.c.load_id == load_id).order_by(
+        load_rejections.c.rejection_id
+    ).limit(limit)
     with engine.connect() as conn:
         return pd.DataFrame(conn.execute(query).mappings().all())
 

@@ -30,3 +30,9 @@ EXPORT_CSV = "export-csv"
 
 # Dropdowns whose options come from the server as the user types.
 SEARCHABLE_DROPDOWNS = {FUNDER: "funder", RECIPIENT: "recipient", SECTOR: "sector", COUNTRY: "country"}
+
+PAGE_MAIN = "page-main"
+PAGE_SOURCES = "page-sources"
+NAV_MAP = "nav-map"
+NAV_SOURCES = "nav-sources"
+SOURCES_CONTENT = "sources-content"

@@ -8,6 +8,7 @@ from dash import dcc, html
 
 from data_sources.schema import FLOW_TYPES, SOURCES
 from layouts import ids
+from layouts.sources import sources_panel
 
 # plotly.js asks for its world topojson even for GeoJSON maps: serve the vendored copy, never the CDN.
 MAP_CONFIG = {"displaylogo": False, "scrollZoom": False, "topojsonURL": "/assets/topojson/"}
@@ -141,6 +142,10 @@ def page(year_range: tuple[int, int], themes: list[str], demo_label: str | None)
                 dbc.Container([
                     html.Span([html.Strong("fundatlas"), html.Span(" · who funds what, where", className="ms-1")],
                               className="navbar-brand mb-0 h1"),
+                    dbc.Nav([
+                        dbc.NavItem(dcc.Link("Map", href="/", id=ids.NAV_MAP, className="nav-link")),
+                        dbc.NavItem(dcc.Link("Sources", href="/sources", id=ids.NAV_SOURCES, className="nav-link")),
+                    ], navbar=True),
                 ], fluid=True),
                 color="dark", dark=True, className="mb-3",
             ),
@@ -151,7 +156,8 @@ def page(year_range: tuple[int, int], themes: list[str], demo_label: str | None)
                     dbc.Row([
                         dbc.Col(filters_panel(year_range, themes), md=4, lg=3, className="mb-3"),
                         dbc.Col([headline_row(), map_panel(), table_panel()], md=8, lg=9),
-                    ]),
+                    ], id=ids.PAGE_MAIN),
+                    sources_panel(),
                     html.Footer(
                         ["Boundaries: Natural Earth (public domain). Exchange rates: ECB reference rates, annual "
                          "means. Amounts are split over places and sectors by the source's percentages, so each "

@@ -86,3 +86,28 @@ def test_map_click_must_name_a_country_code():
     assert clicked_country({"points": [{"location": "KEN"}]}) == "KEN"
     for crafted in (None, {}, {"points": []}, {"points": [{"location": "KENYA; DROP"}]}, {"points": [{}]}):
         assert clicked_country(crafted) is None
+
+
+def test_sources_page_lists_loads_and_serves_reports(tmp_path):
+    from callbacks.context import AppContext
+    from callbacks.sources import compute_page_styles, compute_sources
+    from data_sources.loading import load_file
+    from data_sources.store import open_store
+    from tests.conftest import shared_file
+
+    url = f"sqlite:///{tmp_path / 'sources.sqlite'}"
+    engine = open_store(url)
+    covid = load_file(engine, shared_file("iati", "dportal_covid.xml"))
+    assert covid.records_rejected == 21
+    html_text = str(compute_sources(AppContext(engine)))
+    assert "dportal_covid.xml" in html_text and "21 rejected records" in html_text
+    assert "transaction-type/@code" in html_text
+    assert compute_page_styles("/sources") == ({"display": "none"}, {})
+    assert compute_page_styles("/") == ({}, {"display": "none"})
+
+    client = create_app(database_url=url, auto_demo=False).server.test_client()
+    report = client.get(f"/report/{covid.load_id}.csv")
+    assert report.status_code == 200
+    lines = report.data.decode("utf-8-sig").splitlines()
+    assert lines[0] == "file,record_id,field,reason" and len(lines) == 22
+    assert client.get("/report/9999.csv").status_code == 404

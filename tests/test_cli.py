@@ -68,3 +68,28 @@ def test_other_export_formats(loaded_db, tmp_path, fmt):
     out = tmp_path / f"all.{fmt}"
     assert main(["export", "--format", fmt, "-o", str(out), "--db", loaded_db]) == 0
     assert out.stat().st_size > 1000
+
+
+def test_load_by_url_iati_file_and_fts_api_query(http_server, tmp_path, monkeypatch, capsys):
+    """URLs load like paths: a file URL as is, an FTS API query with every page followed."""
+    db = f"sqlite:///{tmp_path / 'url.sqlite'}"
+    iati_url = http_server.add_file("/files/activities.xml", shared_file("iati", "dportal_foodsecurity.xml"))
+    first_page = http_server.add_fts_pages("/pages")
+    monkeypatch.setenv("FUNDATLAS_FTS_API_HOSTS", "127.0.0.1")
+    fts_url = http_server.add_redirect("/v1/public/fts/flow", first_page)
+    assert main(["load", iati_url, fts_url + "?locationid=1&year=2020", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert f"{iati_url} [iati] succeeded: 57 records read, " in out
+    assert "[ocha_fts] succeeded: 484 records read" in out  # 200 + 200 + 84 flows over three pages
+    assert main(["summary", "--json", "--db", db]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["by_source"]["ocha_fts"]["records"] == 484
+    # The same URL again: same content, nothing changes.
+    assert main(["load", iati_url, "--db", db]) == 0
+    assert "unchanged" in capsys.readouterr().out
+
+
+def test_load_by_url_reports_a_dead_server(http_server, tmp_path, capsys):
+    url = http_server.add_status("/gone.xml", 404)
+    assert main(["load", url, "--db", f"sqlite:///{tmp_path / 'x.sqlite'}"]) == 1
+    assert "404" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from data_sources import enrich, fts, schema, themes
+from data_sources import enrich, fts, remote, schema, themes
 from data_sources.allocation import allocate
 from data_sources.errors import LoadError, Rejection
 from data_sources.records import SourceRecord
@@ -390,4 +390,4 @@ def test_next_link() -> None:
     ],
 )
 def test_is_fts_api_url(url: str, expected: bool) -> None:
-    assert fts.is_fts_api_url(url) is expected
+    assert remote.is_fts_api_url(url) is expected  # the one URL test the fetcher uses
