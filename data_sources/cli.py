@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--format", default="auto", choices=("auto", *SOURCES),
                       help="auto (default) detects the format from the content")
     load.add_argument("--mapping", metavar="FILE", help="TOML/YAML mapping for --format table (see docs/mapping.md)")
+    load.add_argument("--units", type=float, metavar="N",
+                      help="OECD CRS amount units in US dollars (1e6 for millions, 1e3, 1); default: detected")
     load.add_argument("--report", metavar="FILE", help="write every rejection (file, record, field, reason) as CSV")
     _add_db(load)
 
@@ -95,12 +97,12 @@ def _print_result(result) -> None:
         print(f"  ... and {len(result.rejections) - 20} more rejections (use --report FILE for all)")
 
 
-def _load_one(engine, item: str, fmt: str, progress, mapping: str | None):
+def _load_one(engine, item: str, fmt: str, progress, mapping: str | None, units: float | None = None):
     """Load a path, or an http(s) URL fetched to a temporary folder first (FTS API queries: every page)."""
     from data_sources.loading import load_file
     from data_sources.remote import fetch_source, is_url
 
-    options = {"mapping": Path(mapping)} if mapping else {}
+    options = {"mapping": Path(mapping) if mapping else None, "units": units}
     if is_url(item):
         with tempfile.TemporaryDirectory(prefix="fundatlas-") as tmp:
             path = fetch_source(item, Path(tmp))
@@ -109,7 +111,12 @@ def _load_one(engine, item: str, fmt: str, progress, mapping: str | None):
 
 
 def load_paths(
-    engine, paths: Sequence[str | Path], fmt: str = "auto", report: str | None = None, mapping: str | None = None
+    engine,
+    paths: Sequence[str | Path],
+    fmt: str = "auto",
+    report: str | None = None,
+    mapping: str | None = None,
+    units: float | None = None,
 ) -> int:
     """Load each path or URL; prints per-file counts; returns the number of files that failed."""
     from tqdm import tqdm
@@ -125,7 +132,7 @@ def load_paths(
         name = str(path).rstrip("/").rsplit("/", 1)[-1] or str(path)
         with tqdm(desc=name, unit=" records", file=sys.stderr, disable=None, leave=False) as bar:
             try:
-                result = _load_one(engine, str(path), fmt, bar.update, mapping)
+                result = _load_one(engine, str(path), fmt, bar.update, mapping, units)
             except FundatlasError as exc:
                 failed += 1
                 print(f"FAILED {exc}", file=sys.stderr)
@@ -157,7 +164,7 @@ def _print_summary(data: dict) -> None:
     print(f"records {data['records']:,}  rows {data['rows']:,}  USD counted once {_format_usd(data['usd'])}")
     if data["duplicate_rows_excluded"]:
         print(f"duplicate rows excluded from totals: {data['duplicate_rows_excluded']:,}")
-    for title, key in (("by source", "by_source"), ("by year", "by_year")):
+    for title, key in (("by source", "by_source"), ("by flow type", "by_flow_type"), ("by year", "by_year")):
         print(title)
         for name, figures in data[key].items():
             print(f"  {name:<12} {figures['records']:>9,} records {figures['rows']:>9,} rows "
@@ -178,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "load":
-            return 1 if load_paths(_engine(args), args.paths, args.format, args.report, args.mapping) else 0
+            failed = load_paths(_engine(args), args.paths, args.format, args.report, args.mapping, args.units)
+            return 1 if failed else 0
         if args.command == "export":
             from data_sources.export import write_export
 

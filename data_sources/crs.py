@@ -111,6 +111,7 @@ CONSTANT_PRICES_TAG = "[constant USD]"
 
 _HEADER_SCAN_LINES = 21  # the header row may follow up to 20 note lines
 _DELIMITERS = ("|", ";", "\t", ",")
+_MAX_NAME_CHARS, _MAX_NAME_WORDS = 64, 5  # a header cell longer than this is text, not a column name
 _FIELD_SIZE_LIMIT = 16 * 1024 * 1024  # long descriptions are longer than csv's 128 KiB default
 
 # Canonical field -> normalised column names (lower case, letters and digits only).
@@ -214,6 +215,9 @@ def _amount_column(index: int, raw: str) -> _AmountColumn | None:
 
 def _parse_header(cells: list[str]) -> _Header | None:
     """The CRS columns of a header row; None when it is not a CRS header."""
+    # Column names are short: a line of prose that mentions CRS names (a README) is no header.
+    if any(len(c.strip()) > _MAX_NAME_CHARS or len(c.split()) > _MAX_NAME_WORDS for c in cells):
+        return None
     fields: dict[str, int] = {}
     raw_identifying: list[str] = []
     amounts: list[_AmountColumn] = []

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -55,15 +56,24 @@ def file_checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _options_for(loader, options: dict | None) -> dict:
+    """The options this loader's ``read`` takes (e.g. ``units`` only reaches the CRS loader)."""
+    accepted = inspect.signature(loader.read).parameters
+    return {k: v for k, v in (options or {}).items() if k in accepted and v is not None}
+
+
 def _content_checksum(path: Path, options: dict | None) -> str:
     """The file's checksum; with a mapping, the mapping's too, so a corrected mapping loads again."""
     checksum = file_checksum(path)
     mapping = (options or {}).get("mapping")
-    if mapping is None:
-        return checksum
-    from data_sources.table import load_mapping
+    units = (options or {}).get("units")
+    if mapping is not None:
+        from data_sources.table import load_mapping
 
-    return hashlib.sha256((checksum + load_mapping(mapping).fingerprint()).encode()).hexdigest()
+        checksum = hashlib.sha256((checksum + load_mapping(mapping).fingerprint()).encode()).hexdigest()
+    if units is not None:  # the same file read at other units is other data
+        checksum = hashlib.sha256(f"{checksum}:units={units}".encode()).hexdigest()
+    return checksum
 
 
 def _now() -> datetime:
@@ -177,6 +187,7 @@ def load_file(
         raise LoadError(str(path), "no such file")
     loader = registry.detect_format(path, fmt)
     result.format = loader.NAME
+    options = _options_for(loader, options)
     checksum = _content_checksum(path, options)
     started = _now()
     with engine.connect() as conn:
@@ -201,7 +212,7 @@ def load_file(
                 .where(loads.c.source_file == source_file, loads.c.status == "succeeded")
                 .values(status="replaced")
             )
-            _store_records(conn, loader.read(path, **(options or {})), result, load_id, progress)
+            _store_records(conn, loader.read(path, **options), result, load_id, progress)
             if result.rejections:
                 conn.execute(
                     insert(load_rejections),

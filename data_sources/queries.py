@@ -222,6 +222,7 @@ def summary(engine: Engine, filters: Filters | None = None) -> dict:
         total = conn.execute(select(*metrics).where(where)).mappings().one()
         by_source = conn.execute(select(A.source, *metrics).where(where).group_by(A.source).order_by(A.source))
         by_year = conn.execute(select(A.year, *metrics).where(where).group_by(A.year).order_by(A.year))
+        by_flow = conn.execute(select(A.flow_type, *metrics).where(where).group_by(A.flow_type).order_by(A.flow_type))
         duplicates = conn.execute(select(func.count()).where(A.duplicate_of.is_not(None))).scalar_one()
         return {
             "records": int(total["records"]),
@@ -229,6 +230,10 @@ def summary(engine: Engine, filters: Filters | None = None) -> dict:
             "usd": float(total["usd"]),
             "duplicate_rows_excluded": int(duplicates),
             "by_source": {r.source: {"records": r.records, "rows": r.rows, "usd": float(r.usd)} for r in by_source},
+            # A commitment and its disbursements are the same money at two stages: compare like with like.
+            "by_flow_type": {
+                r.flow_type: {"records": r.records, "rows": r.rows, "usd": float(r.usd)} for r in by_flow
+            },
             "by_year": {
                 (str(r.year) if r.year is not None else "unknown"): {
                     "records": r.records, "rows": r.rows, "usd": float(r.usd),

@@ -108,6 +108,14 @@ def test_detect_real_and_other_formats() -> None:
     assert not crs.detect(shared_file("360giving", "esmee_grantnav-20180903134856.json").read_bytes()[:4096])
     assert not crs.detect(b"name,amount,currency\nx,1,USD\n")
     assert not crs.detect(b"")
+    # Prose that names CRS columns (the shared data's SOURCES.md does) is not a header row.
+    assert not crs.detect(shared_file("SOURCES.md").read_bytes()[: 64 * 1024])
+    # The variants: snake_case, UTF-8 with BOM, UTF-16 LE with and without BOM, latin-1.
+    assert crs.detect(b"year,donor_name,recipient_name,usd_disbursement\n2020,X,Kenya,1\n")
+    assert crs.detect("\ufeffDonorName;RecipientName;USD_Commitment\n".encode())
+    assert crs.detect("Year|DonorName|RecipientName|USD_Disbursement\r\n".encode("utf-16"))
+    assert crs.detect("Year\tDonorName\tRecipientName\tUSD_Disbursement\r\n".encode("utf-16-le"))
+    assert crs.detect("DonorName;RecipientName;USD_Commitment\nBelgique;Côte d'Ivoire;1\n".encode("latin-1"))
 
 
 # --- hand-made files ----------------------------------------------------------------------------
