@@ -5,12 +5,14 @@ create_app() only assembles: the layout comes from ``layouts``, behaviour from `
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import dash_bootstrap_components as dbc  # noqa: F401  (registers the components' assets)
-from dash import Dash
+from dash import Dash, set_props
 from flask import Response, abort, request, stream_with_context
+from sqlalchemy.exc import DBAPIError
 
 from callbacks import export, filters, headline, map, sources, table
 from callbacks.context import AppContext
@@ -18,14 +20,35 @@ from data_sources import config, queries
 from data_sources.export import FORMATS, MEDIA_TYPES, REPORT_COLUMNS, export_chunks, iter_csv
 from data_sources.filters import FilterError, Filters
 from data_sources.store import open_store
-from layouts.main import page
+from layouts import ids
+from layouts.main import page, unavailable_page
 
+logger = logging.getLogger("fundatlas")
 ASSETS = Path(__file__).resolve().parent / "assets"
 SECURITY_HEADERS = {
     "X-Frame-Options": "SAMEORIGIN",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+
+
+def content_security_policy(script_hashes: list[str]) -> str:
+    """Everything from this server only; inline scripts only by hash. Styles allow inline because
+    plotly.js and AG Grid write <style> elements at run time."""
+    return "; ".join([
+        "default-src 'self'",
+        "script-src 'self' " + " ".join(script_hashes),
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'self'",
+    ])
 
 
 def _demo_label(engine) -> str | None:
@@ -43,6 +66,21 @@ def _ensure_data(engine, auto_demo: bool) -> None:
         print("fundatlas: the store is empty; building the demo data set (fictional organisations)...",
               file=sys.stderr)
         run_demo(engine)
+
+
+DATABASE_AWAY = ("The database is not reachable right now, so this view could not be updated. "
+                 "It will work again as soon as the database is back: change a filter or reload the page.")
+UNEXPECTED = "Something went wrong while updating this view; the error has been logged."
+
+
+def on_callback_error(error: Exception) -> None:
+    """Callbacks that fail show a plain message, never a stack trace; outputs keep their values."""
+    if isinstance(error, DBAPIError):
+        logger.warning("database unavailable during a callback: %s", error.__class__.__name__)
+        set_props(ids.STATUS, {"children": DATABASE_AWAY, "is_open": True})
+    else:
+        logger.exception("callback failed", exc_info=error)
+        set_props(ids.STATUS, {"children": UNEXPECTED, "is_open": True})
 
 
 def _register_report_route(app: Dash, engine) -> None:
@@ -90,14 +128,19 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
         assets_folder=str(ASSETS),
         serve_locally=True,
         update_title=None,
+        on_error=on_callback_error,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
     app.server.secret_key = config.secret_key()
 
     def serve_layout():
-        bounds = queries.year_bounds(engine) or (2000, 2025)
-        themes = [o["value"] for o in queries.options(engine, "theme", limit=100)]
-        return page(bounds, themes, _demo_label(engine))
+        try:
+            bounds = queries.year_bounds(engine) or (2000, 2025)
+            themes = [o["value"] for o in queries.options(engine, "theme", limit=100)]
+            return page(bounds, themes, _demo_label(engine))
+        except DBAPIError:
+            logger.warning("database unavailable while serving the page")
+            return unavailable_page(DATABASE_AWAY.replace("change a filter or reload", "reload"))
 
     app.layout = serve_layout
     for module in (filters, map, headline, table, export, sources):
@@ -105,9 +148,15 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
     _register_export_route(app, engine)
     _register_report_route(app, engine)
 
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(list(app.csp_hashes()))}
+
+    @app.server.errorhandler(DBAPIError)
+    def database_away(_error):
+        return Response(DATABASE_AWAY + "\n", status=503, mimetype="text/plain", headers={"Retry-After": "30"})
+
     @app.server.after_request
     def add_security_headers(response):
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
         return response
 

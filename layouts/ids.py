@@ -2,6 +2,7 @@
 
 URL = "page-url"
 FILTER_ERROR = "filters-error"
+STATUS = "page-status"  # errors that are not the user's: the database away, a bug
 
 YEARS = "filters-years"
 FUNDER = "filters-funder"

@@ -131,6 +131,11 @@ def table_panel() -> dbc.Card:
     )
 
 
+def unavailable_page(message: str) -> html.Div:
+    """What the page shows when the store cannot be read at all."""
+    return dbc.Container(dbc.Alert(message, color="danger", className="mt-4"), id="page-unavailable")
+
+
 def page(year_range: tuple[int, int], themes: list[str], demo_label: str | None) -> html.Div:
     banner = None
     if demo_label:
@@ -153,6 +158,7 @@ def page(year_range: tuple[int, int], themes: list[str], demo_label: str | None)
                 [
                     banner,
                     dbc.Alert(id=ids.FILTER_ERROR, color="danger", is_open=False, className="py-1 small"),
+                    dbc.Alert(id=ids.STATUS, color="danger", is_open=False, duration=15000, className="py-1 small"),
                     dbc.Row([
                         dbc.Col(filters_panel(year_range, themes), md=4, lg=3, className="mb-3"),
                         dbc.Col([headline_row(), map_panel(), table_panel()], md=8, lg=9),
