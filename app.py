@@ -83,6 +83,23 @@ def on_callback_error(error: Exception) -> None:
         set_props(ids.STATUS, {"children": UNEXPECTED, "is_open": True})
 
 
+def _protect(app: Dash) -> None:
+    """A login for private deployments (FUNDATLAS_BASIC_AUTH); it covers every route, exports included."""
+    users = config.basic_auth_users()
+    if not users:
+        return
+    import hmac
+
+    from dash_auth import BasicAuth
+
+    def check(username: str, password: str) -> bool:
+        expected = users.get(username)
+        # Compare in constant time so response times do not give the password away.
+        return expected is not None and hmac.compare_digest(expected.encode(), password.encode())
+
+    BasicAuth(app, auth_func=check, secret_key=app.server.secret_key)
+
+
 def _register_report_route(app: Dash, engine) -> None:
     @app.server.route("/report/<int:load_id>.csv")
     def load_report(load_id: int):
@@ -110,10 +127,13 @@ def _register_export_route(app: Dash, engine) -> None:
         except FilterError as exc:
             return Response(f"Bad filters: {exc}\n", status=400, mimetype="text/plain")
         name = f"fundatlas-export.{fmt}"
+        # Counting first reaches the database before the download starts: an outage is a clear 503,
+        # not a file cut short.
+        rows = queries.filtered_row_count(engine, chosen)
         return Response(
             stream_with_context(export_chunks(engine, chosen, fmt)),
             mimetype=MEDIA_TYPES[fmt],
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Fundatlas-Rows": str(rows)},
         )
 
 
@@ -132,6 +152,7 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
     app.server.secret_key = config.secret_key()
+    _protect(app)
 
     def serve_layout():
         try:

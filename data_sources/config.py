@@ -7,6 +7,7 @@
 | FUNDATLAS_DEBUG | unset | "1" turns on Dash debug mode (never in production) |
 | FUNDATLAS_DEMO_DIR | `demo/` in the user data directory | where `fundatlas demo` writes its files |
 | FUNDATLAS_AUTO_DEMO | "1" | build the demo data when the app starts on an empty store |
+| FUNDATLAS_BASIC_AUTH | unset | "user:password[,user2:password2]": require a login (private deployments) |
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ def secret_key() -> str:
 
 def debug_enabled() -> bool:
     return os.environ.get("FUNDATLAS_DEBUG") == "1"
+
+
+def basic_auth_users() -> dict[str, str]:
+    """Users allowed in when FUNDATLAS_BASIC_AUTH is set; empty means the app is public."""
+    users = {}
+    for entry in filter(None, (e.strip() for e in os.environ.get("FUNDATLAS_BASIC_AUTH", "").split(","))):
+        name, sep, password = entry.partition(":")
+        if not sep or not name or not password:
+            raise ValueError("FUNDATLAS_BASIC_AUTH takes user:password pairs separated by commas")
+        users[name] = password
+    return users
 
 
 def auto_demo_enabled() -> bool:

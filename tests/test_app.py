@@ -111,3 +111,32 @@ def test_sources_page_lists_loads_and_serves_reports(tmp_path):
     lines = report.data.decode("utf-8-sig").splitlines()
     assert lines[0] == "file,record_id,field,reason" and len(lines) == 22
     assert client.get("/report/9999.csv").status_code == 404
+
+
+def test_optional_login_covers_pages_and_exports(demo_store, monkeypatch):
+    import base64
+
+    monkeypatch.setenv("FUNDATLAS_BASIC_AUTH", "alice:s3cret")
+    client = create_app(database_url=demo_store, auto_demo=False).server.test_client()
+    for path in ("/", "/export/csv", "/_dash-layout"):
+        assert client.get(path).status_code == 401
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"alice:nope").decode()}
+    assert client.get("/", headers=wrong).status_code == 401
+    right = {"Authorization": "Basic " + base64.b64encode(b"alice:s3cret").decode()}
+    assert client.get("/", headers=right).status_code == 200
+    assert client.get("/export/csv?theme=WASH", headers=right).status_code == 200
+
+
+def test_bad_login_setting_is_refused(monkeypatch):
+    from data_sources import config
+
+    monkeypatch.setenv("FUNDATLAS_BASIC_AUTH", "alice")
+    with pytest.raises(ValueError, match="user:password"):
+        config.basic_auth_users()
+
+
+def test_content_security_policy_allows_only_this_server(demo_store):
+    response = create_app(database_url=demo_store, auto_demo=False).server.test_client().get("/")
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'self'" in policy
+    assert "unsafe-eval" not in policy and "script-src 'self' 'sha256-" in policy

@@ -35,15 +35,27 @@ def _wait_change(dash_duo, element_id: str, old: str, timeout: float = 15) -> st
     raise AssertionError(f"#{element_id} stayed {old!r}")
 
 
+def _wait_until(condition, timeout: float = 15, message: str = "condition") -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
 def _query(dash_duo) -> dict:
     return parse_qs(urlparse(dash_duo.driver.current_url).query)
 
 
 def _grid_first_rows(dash_duo) -> list[str]:
     dash_duo.wait_for_element(f"#{ids.TABLE} .ag-row .ag-cell")
+    # Read in one script: the grid is rebuilt when filters change, which would stale held elements.
     # Visible columns only: AG Grid does not render columns scrolled out of view.
-    cells = dash_duo.find_elements(f"#{ids.TABLE} .ag-row [col-id='title']")
-    return [e.text for e in cells][:5]
+    return dash_duo.driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).slice(0, 5).map(e => e.textContent)",
+        f"#{ids.TABLE} .ag-row [col-id='title']",
+    )
 
 
 def _click_country(dash_duo, iso3: str) -> None:
@@ -74,15 +86,13 @@ def test_filters_map_click_and_csv_export(dash_duo, demo_store, tmp_path):
     assert _text(dash_duo, ids.HEADLINE_RECORDS) != records
     assert _wait_change(dash_duo, ids.TABLE_COUNT, rows_text) != rows_text
     assert _query(dash_duo)["theme"] == ["WASH"]
-    assert dash_duo.driver.execute_script(MAP_Z) != z_before
-    assert _grid_first_rows(dash_duo) != first_rows
+    _wait_until(lambda: dash_duo.driver.execute_script(MAP_Z) != z_before, message="the map to follow")
+    _wait_until(lambda: _grid_first_rows(dash_duo) != first_rows, message="the table to follow")
     wash_total = _text(dash_duo, ids.HEADLINE_USD)
 
     # Clicking Kenya filters everything to Kenya.
     _click_country(dash_duo, "KEN")
-    deadline = time.time() + 10
-    while "country" not in _query(dash_duo) and time.time() < deadline:
-        time.sleep(0.1)
+    _wait_until(lambda: "country" in _query(dash_duo), message="the click to reach the URL")
     assert _query(dash_duo)["country"] == ["KEN"]
     kenya_total = _wait_change(dash_duo, ids.HEADLINE_USD, wash_total)
     assert kenya_total != wash_total
@@ -109,4 +119,35 @@ def test_filters_map_click_and_csv_export(dash_duo, demo_store, tmp_path):
     outside = [r for r in resources if not r.startswith(dash_duo.server_url)]
     assert outside == []
     dash_duo.driver.save_screenshot(str(tmp_path / "dashboard.png"))
+    assert dash_duo.get_logs() == []
+
+
+HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">Evil & Co'
+HOSTILE_TITLE = "<script>window.__pwned=2</script>Wells"
+
+
+def test_names_and_titles_with_html_render_as_text(dash_duo, tmp_path):
+    import json as _json
+
+    from data_sources.loading import load_file
+    from data_sources.store import open_store
+
+    grants = {"grants": [{
+        "id": "360G-HOSTILE-1", "title": HOSTILE_TITLE, "currency": "GBP", "amountAwarded": 1000,
+        "awardDate": "2021-04-01", "fundingOrganization": [{"id": "XX-DEMO-EVIL", "name": HOSTILE_NAME}],
+        "recipientOrganization": [{"id": "XX-DEMO-R9", "name": "=HYPERLINK(\"http://x\")"}],
+        "beneficiaryLocation": [{"countryCode": "KE"}],
+    }]}
+    path = tmp_path / "hostile.json"
+    path.write_text(_json.dumps(grants), encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'hostile.sqlite'}"
+    load_file(open_store(url), path)
+
+    dash_duo.start_server(create_app(database_url=url, auto_demo=False))
+    # The grid is rebuilt once the URL is read, so wait on text rather than hold an element.
+    dash_duo.wait_for_text_to_equal(f"#{ids.TABLE} .ag-row [col-id='title']", HOSTILE_TITLE)
+    dash_duo.wait_for_text_to_equal(f"#{ids.TABLE} .ag-row [col-id='funder_name']", HOSTILE_NAME)
+    dash_duo.driver.get(dash_duo.server_url + "/sources")
+    dash_duo.wait_for_contains_text(f"#{ids.SOURCES_CONTENT}", "hostile.json")
+    assert dash_duo.driver.execute_script("return window.__pwned === undefined")
     assert dash_duo.get_logs() == []
