@@ -1,13 +1,15 @@
 """The world choropleth: USD by country, drawn offline from the shipped boundaries.
 
 No tiles, topojson or scripts come from the web: the country shapes are the vendored Natural
-Earth GeoJSON (``assets/countries.geojson``), passed inline with every ``geo.show*`` layer off,
-so plotly.js never fetches its CDN topojson.
+Earth GeoJSON, which the browser fetches once from this server (``/assets/countries.geojson``;
+plotly.js keeps it by URL), so a map update carries only codes and values. Every ``geo.show*``
+layer is off, and the map's ``topojsonURL`` points at the local copy, so nothing comes from a CDN.
 """
 
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -37,17 +39,31 @@ def _colorscale(no_funding_band: float) -> list[list]:
     return scale
 
 
-def compute_map_figure(totals: pd.DataFrame, geojson: dict, selected: tuple[str, ...] = ()) -> go.Figure:
-    """Choropleth of ``totals`` (iso3, name, usd, records, funders, recipients), log colour scale in money.
+COUNTRIES_GEOJSON_URL = "/assets/countries.geojson"
 
-    One trace holds every shipped country, so the outlines always show and the shapes travel once:
-    countries without money sit in a grey band below the money scale.
-    """
-    features = geojson["features"]
-    frame = pd.DataFrame({
+
+@cache
+def shipped_countries() -> pd.DataFrame:
+    """iso3 and name of every shape in the shipped boundaries (read once)."""
+    features = geography.load_countries_geojson()["features"]
+    return pd.DataFrame({
         "iso3": [f["id"] for f in features],
         "shape_name": [f.get("properties", {}).get("name") or f["id"] for f in features],
-    }).merge(totals, on="iso3", how="left")
+    })
+
+
+def compute_map_figure(
+    totals: pd.DataFrame,
+    countries: pd.DataFrame,
+    selected: tuple[str, ...] = (),
+    geojson: str | dict = COUNTRIES_GEOJSON_URL,
+) -> go.Figure:
+    """Choropleth of ``totals`` (iso3, name, usd, records, funders, recipients), log colour scale in money.
+
+    One trace holds every shipped country (``countries``: iso3, shape_name), so the outlines always
+    show: countries without money sit in a grey band below the money scale.
+    """
+    frame = countries.merge(totals, on="iso3", how="left")
     frame["usd"] = frame["usd"].fillna(0.0)
     has_money = frame["usd"] > 0
     if has_money.any():
@@ -110,5 +126,5 @@ def register(app: Dash, context: AppContext) -> None:
         map_filters = Filters(**{**{k: getattr(filters, k) for k in filters.__dataclass_fields__}, "countries": ()})
         totals = context.cached("country_totals", queries.country_totals, map_filters)
         head = context.cached("headline", queries.headline, map_filters)
-        return (compute_map_figure(totals, geography.load_countries_geojson(), filters.countries),
+        return (compute_map_figure(totals, shipped_countries(), filters.countries),
                 compute_map_note(totals, head))
