@@ -33,8 +33,9 @@ Mapping rules
   ends with `` [constant USD]`` (the only field a user always sees; the base year is not in the
   files). The choice is per file and per flow, never per cell, so one file never mixes price bases
   for a flow. A cell that is not a finite number -> ``Rejection`` (field = the column's name) for
-  that flow only. ``1,234.5`` is read with a thousands comma; ``0,5`` as a decimal comma only in
-  ``;``-separated files (European spreadsheets). Negative amounts (reflows) are kept.
+  that flow only. ``1,234.5`` is read with a thousands comma; ``0,5`` and ``1.234,5`` with a
+  decimal comma only in ``;``-separated files (European spreadsheets); spaces and currency marks
+  are dropped (``textfiles.parse_amount``). Negative amounts (reflows) are kept.
 * Units: ``amount = value * units``; ``currency`` ``USD`` and ``amount_usd = amount`` (the source
   states US dollars, so no exchange rate is applied). ``units`` is ``read``'s parameter (1e6 for
   USD millions, 1e3 for thousands, 1 for dollars); ``None`` (default) detects it, first match wins:
@@ -102,6 +103,7 @@ from pathlib import Path
 from . import geography, themes
 from .errors import LoadError, Rejection
 from .records import Place, SectorShare, SourceRecord
+from .textfiles import guess_utf16, open_text, parse_amount
 
 NAME = "oecd_crs"
 
@@ -159,9 +161,6 @@ _REGIONAL = re.compile(
 _YEAR = re.compile(r"\s*(\d{4})(?:\.0*)?\s*")
 _YEAR_IN_TEXT = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
 _ISO_DATE = re.compile(r"\s*(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.]*)?\s*")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
-_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 
 
 def _normalise(name: str) -> str:
@@ -274,24 +273,10 @@ def _decode_head(head: bytes) -> str:
         return head[3:].decode("utf-8", errors="replace")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
-    guess = _utf16_without_bom(head)
+    guess = guess_utf16(head)
     if guess:
         return head[: len(head) // 2 * 2].decode(guess, errors="replace")
     return head.decode("utf-8", errors="replace")
-
-
-def _utf16_without_bom(head: bytes) -> str | None:
-    """``utf-16-le``/``-be`` when every other byte of an ASCII-ish start is NUL, else None."""
-    sample = head[:512]
-    if len(sample) < 8:
-        return None
-    odd_nuls = sample[1::2].count(0) / len(sample[1::2])
-    even_nuls = sample[0::2].count(0) / len(sample[0::2])
-    if odd_nuls > 0.9 and even_nuls < 0.1:
-        return "utf-16-le"
-    if even_nuls > 0.9 and odd_nuls < 0.1:
-        return "utf-16-be"
-    return None
 
 
 def detect(head: bytes) -> bool:
@@ -306,29 +291,6 @@ def detect(head: bytes) -> bool:
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def _sniff_encoding(path: Path) -> str:
-    with open(path, "rb") as fh:
-        start = fh.read(4096)
-    if start.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    guess = _utf16_without_bom(start)
-    if guess:
-        return guess
-    for encoding in ("utf-8", "cp1252"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            with open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-            return encoding
-        except UnicodeDecodeError:
-            continue
-    return "latin-1"  # decodes any byte
 
 
 def _units_from_notes(notes: list[str]) -> float | None:
@@ -395,8 +357,7 @@ def read(path: Path, units: float | None = None) -> Iterator[SourceRecord | Reje
     if units is not None and not (isinstance(units, (int, float)) and math.isfinite(units) and units > 0):
         raise ValueError(f"units must be a positive number (1e6 for USD millions), not {units!r}")
     try:
-        encoding = _sniff_encoding(path)
-        stream = open(path, encoding=encoding, newline="")
+        stream = open_text(path, utf16_without_bom=True)
     except OSError as exc:
         raise LoadError(file, f"cannot open the file: {exc.strerror or exc}") from None
     with stream:
@@ -482,27 +443,6 @@ def _row_key(header: _Header, cells: list[str]) -> tuple[str, int]:
         year = _cell(header, cells, "year") or _year_in(_cell(header, cells, "commitment_date")) or "na"
         return f"{crs_id}-{year}-{digest}", int(digest, 16)
     return f"crs-{digest}", int(digest, 16)
-
-
-class _Bad(ValueError):
-    """A cell that is present but unusable."""
-
-
-def _amount(text: str | None, delimiter: str) -> float | None:
-    """The number in a cell; None when the cell is empty; ``_Bad`` when it is not a number."""
-    if text is None:
-        return None
-    value = text.replace("\u00a0", "").replace(" ", "")
-    if _GROUPED.fullmatch(value):
-        value = value.replace(",", "")
-    elif delimiter == ";" and _DECIMAL_COMMA.fullmatch(value):
-        value = value.replace(",", ".")
-    if not _NUMBER.fullmatch(value):
-        raise _Bad(f"not a number: {text!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise _Bad(f"not a finite number: {text!r}")
-    return number
 
 
 def _year_in(text: str | None) -> str | None:
@@ -595,11 +535,13 @@ def _row_records(plan: _Plan, cells: list[str], key: str, line: int) -> Iterator
         yield Rejection(key, field_name, f"line {line}: {reason}")
         return
     values: dict[str, float] = {}
+    # A decimal comma only in ;-separated files (European spreadsheets): elsewhere 0,5 is no number.
+    decimal_separator = "auto" if plan.delimiter == ";" else "."
     for flow, column in plan.amounts.items():
         record_id = f"{key}#{_FLOW_SUFFIX[flow]}"
         try:
-            value = _amount(" ".join(cells[column.index].split()) or None, plan.delimiter)
-        except _Bad as exc:
+            value = parse_amount(" ".join(cells[column.index].split()) or None, decimal_separator)
+        except ValueError as exc:
             yield Rejection(record_id, column.name, f"line {line}: {exc}")
             continue
         if value:  # None (empty) and 0 are no money

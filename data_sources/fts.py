@@ -84,7 +84,6 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date as _date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -92,6 +91,7 @@ from urllib.parse import urljoin, urlsplit
 from . import geography
 from .errors import LoadError, Rejection
 from .records import Place, SectorShare, SourceRecord
+from .textfiles import parse_iso_date, read_head
 
 NAME = "ocha_fts"
 
@@ -109,7 +109,6 @@ _CELL_SEPARATOR = re.compile(r",(?!\s)")
 _JSON_FLOWS_KEY = re.compile(rb'"flows"\s*:\s*\[')
 _JSON_EMPTY_FLOWS = re.compile(rb'"flows"\s*:\s*\[\s*\]')
 _FLOW_FIELDS = (b'"sourceObjects"', b'"destinationObjects"', b'"amountUSD"')
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
@@ -181,11 +180,7 @@ class _Flow:
 def read(path: Path) -> Iterator[SourceRecord | Rejection]:
     """Yield one ``SourceRecord`` per flow of an FTS flow JSON or CSV file, or a ``Rejection``."""
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(64 * 1024)
-    except OSError as exc:
-        raise LoadError(str(path), f"cannot open the file: {exc.strerror or exc}") from exc
+    head = read_head(path)
     stripped = head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")
     if not stripped:
         raise LoadError(str(path), "the file is empty")
@@ -398,14 +393,8 @@ def _usage_year(names: list[str]) -> int | None:
 
 
 def _iso_day(value: Any) -> str | None:
-    match = _DATE.match(_text(value) or "")
-    if not match:
-        return None
-    try:
-        day = _date(int(match[1]), int(match[2]), int(match[3]))
-    except ValueError:
-        return None
-    return day.isoformat() if 1900 <= day.year <= 2100 else None
+    day = parse_iso_date(_text(value))
+    return day.isoformat() if day else None
 
 
 def _number(value: Any) -> float | None:

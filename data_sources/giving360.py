@@ -26,7 +26,8 @@ Mapping rules
   spreadsheet row number, prefixed with the sheet name when the workbook has several sheets, or
   ``grants[i]`` in JSON, 0-based). A later grant with an id already seen in the file is rejected.
 * ``amount`` = ``amountAwarded`` as a float; text such as ``"£1,234.50"`` or ``"1,234"`` is
-  parsed (currency symbols, spaces and thousands commas dropped). Missing or not a finite number
+  parsed (currency symbols and codes, spaces and thousands commas dropped; a decimal point only,
+  so ``"12,5"`` is not a number: ``textfiles.parse_amount``). Missing or not a finite number
   -> rejected (field ``Amount Awarded``). Negative amounts are kept.
 * ``currency`` = ``currency`` upper-cased; missing or not three letters -> rejected (``Currency``).
 * ``date`` / ``year`` from ``awardDate``: ISO dates and datetimes (the date part is taken as
@@ -64,22 +65,17 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import json
 import math
 import re
-import zipfile
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import openpyxl
-from openpyxl.utils.exceptions import InvalidFileException
-
-from . import geography
+from . import geography, textfiles
 from .errors import LoadError, Rejection
 from .records import Place, SourceRecord
+from .textfiles import cell_text, parse_amount, parse_date, sniff_delimiter
 
 NAME = "360giving"
 
@@ -147,13 +143,6 @@ _ORG_ID_COUNTRY = re.compile(r"([A-Z]{2})-[A-Za-z0-9]")
 _ISO2 = re.compile(r"[A-Z]{2}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
-_ISO_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ].*)?")
-_DAY_FIRST_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[T ].*)?")
-_EXCEL_EPOCH = datetime(1899, 12, 30)
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
-_MONEY_NOISE = re.compile(r"[£$€\s\u00a0]")
-
 _Path = tuple[str | int, ...]
 
 
@@ -180,20 +169,7 @@ def detect(head: bytes) -> bool:
 
 def sniff_xlsx(path: Path) -> bool:
     """Whether a workbook has a sheet with 360Giving column titles in its first rows."""
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception:  # noqa: BLE001 - any unreadable workbook simply is not ours
-        return False
-    try:
-        for ws in wb.worksheets:
-            for values in ws.iter_rows(max_row=_HEADER_SCAN_ROWS, values_only=True):
-                if _is_grant_header(_header_paths(values)):
-                    return True
-        return False
-    except Exception:  # noqa: BLE001 - a corrupt sheet: not recognised, read() will say why
-        return False
-    finally:
-        wb.close()
+    return textfiles.xlsx_has_row(path, lambda values: _is_grant_header(_header_paths(values)), _HEADER_SCAN_ROWS)
 
 
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]')
@@ -232,15 +208,8 @@ def _first_line(head: bytes) -> str | None:
 
 
 def _split_header(line: str) -> list[_Path | None]:
-    delimiter = _sniff_delimiter(line)
-    cells = next(csv.reader([line], delimiter=delimiter), [])
+    cells = next(csv.reader([line], delimiter=sniff_delimiter(line)), [])
     return _header_paths(cells)
-
-
-def _sniff_delimiter(line: str) -> str:
-    counts = {d: line.count(d) for d in (",", ";", "\t", "|")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
 
 
 # --------------------------------------------------------------------------- column titles
@@ -347,16 +316,11 @@ def _row_to_grant(paths: list[_Path | None], values: Iterable[Any]) -> dict[str,
 def read(path: Path) -> Iterator[SourceRecord | Rejection]:
     """Yield one ``SourceRecord`` per grant of a 360Giving JSON, XLSX or CSV file, or a ``Rejection``."""
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(64 * 1024)
-    except OSError as exc:
-        raise LoadError(str(path), f"cannot open the file: {exc.strerror or exc}") from exc
+    head = textfiles.read_head(path)
     if not head.strip():
         raise LoadError(str(path), "the file is empty")
-    if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise LoadError(str(path), "old binary .xls workbooks are not read; save it as .xlsx or CSV")
-    if head.startswith(b"PK\x03\x04"):
+    textfiles.refuse_old_xls(path, head)
+    if head.startswith(textfiles.XLSX_MAGIC):
         grants: Iterator[tuple[str, dict[str, Any], bool]] = _xlsx_grants(path)
     elif head.lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith((b"{", b"[")):
         grants = _json_grants(path)
@@ -395,17 +359,11 @@ def _json_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
 
 
 def _xlsx_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
-
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise LoadError(str(path), f"not a readable XLSX workbook: {exc}") from exc
-    try:
+    with textfiles.open_workbook(path) as wb:
         found = False
         for ws in wb.worksheets:
-            rows = ws.iter_rows(values_only=True)
             paths = None
-            for rownum, values in enumerate(rows, start=1):
+            for rownum, values in textfiles.sheet_rows(ws):
                 if paths is None:
                     if rownum > _HEADER_SCAN_ROWS:
                         break  # no 360Giving titles on this sheet (e.g. "Meta", "Summary")
@@ -422,36 +380,11 @@ def _xlsx_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
                 str(path),
                 "no sheet with 360Giving column titles (Identifier, Amount Awarded, Funding Org:...)",
             )
-    finally:
-        wb.close()
-
-
-def _sniff_encoding(path: Path) -> str:
-    with open(path, "rb") as fh:
-        start = fh.read(4)
-    if start.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    for encoding in ("utf-8", "cp1252"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            with open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-            return encoding
-        except UnicodeDecodeError:
-            continue
-    return "latin-1"  # decodes any byte
 
 
 def _csv_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
-    encoding = _sniff_encoding(path)
-    with open(path, encoding=encoding, newline="") as fh:
-        first = fh.readline()
-        delimiter = _sniff_delimiter(first)
-        reader = csv.reader(_chain_line(first, fh), delimiter=delimiter)
+    with textfiles.open_text(path) as fh:
+        reader = csv.reader(fh, delimiter=textfiles.sniff_header_delimiter(fh))
         try:
             header = next(reader, [])
             paths = _header_paths(header)
@@ -469,30 +402,7 @@ def _csv_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
             raise LoadError(str(path), f"CSV cannot be parsed near line {reader.line_num}: {exc}") from exc
 
 
-def _chain_line(first: str, rest: io.TextIOBase) -> Iterator[str]:
-    yield first
-    yield from rest
-
-
 # --------------------------------------------------------------------------- one grant
-
-
-class _Bad(ValueError):
-    """A value that is present but cannot be used."""
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        if value.is_integer():
-            value = int(value)  # ids typed as numbers in a spreadsheet: 1234.0 -> "1234"
-    if isinstance(value, datetime):
-        value = value.date()
-    text = str(value).strip()
-    return text or None
 
 
 def _items(value: Any) -> list[dict[str, Any]]:
@@ -508,54 +418,10 @@ def _first(value: Any) -> dict[str, Any]:
     return items[0] if items else {}
 
 
-def _to_amount(value: Any) -> float:
-    if isinstance(value, bool):
-        raise _Bad(f"not a number: {value!r}")
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str):
-        text = _MONEY_NOISE.sub("", value)
-        if _GROUPED_NUMBER.fullmatch(text):
-            text = text.replace(",", "")
-        if not _NUMBER.fullmatch(text):
-            raise _Bad(f"not a number: {value!r}")
-        number = float(text)
-    else:
-        raise _Bad(f"not a number: {value!r}")
-    if not math.isfinite(number):
-        raise _Bad(f"not a finite number: {value!r}")
-    return number
-
-
-def _to_date(value: Any, excel: bool) -> date | None:
-    """A date from a cell or JSON value; None when empty, ``_Bad`` when present but unreadable."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if excel and isinstance(value, (int, float)) and not isinstance(value, bool):
-        # A date cell without date formatting arrives as its serial number.
-        if 1 <= value < 2958466:
-            return (_EXCEL_EPOCH + timedelta(days=float(value))).date()
-        raise _Bad(f"not a date: {value!r}")
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            if m := _ISO_DATE.fullmatch(text):
-                return date(int(m[1]), int(m[2]), int(m[3]))
-            if m := _DAY_FIRST_DATE.fullmatch(text):
-                return date(int(m[3]), int(m[2]), int(m[1]))
-        except ValueError as exc:
-            raise _Bad(f"not a date: {value!r} ({exc})") from exc
-    raise _Bad(f"not a date: {value!r}")
-
-
 def _optional_date(value: Any, excel: bool) -> str | None:
     try:
-        found = _to_date(value, excel)
-    except _Bad:
+        found = parse_date(value, excel=excel)
+    except ValueError:
         return None  # planned dates are informative only; a bad one does not cost the grant
     return found.isoformat() if found else None
 
@@ -583,7 +449,7 @@ def _uk_name(name: str) -> str | None:
 
 
 def _country_code(value: Any) -> str | None:
-    text = _text(value)
+    text = cell_text(value)
     if text is None:
         return None
     code = text.upper()
@@ -598,10 +464,10 @@ def _user_assigned(code: str) -> bool:
 def _places(grant: dict[str, Any]) -> list[Place]:
     places: list[Place] = []
     for loc in _items(grant.get("beneficiaryLocation")):
-        name = _text(loc.get("name"))
-        country = _text(loc.get("countryCode"))
+        name = cell_text(loc.get("name"))
+        country = cell_text(loc.get("countryCode"))
         country = country.upper() if country else None
-        geo_code = _text(loc.get("geoCode"))
+        geo_code = cell_text(loc.get("geoCode"))
         uk = _uk_name(name) if name else None
         if country is None and geo_code and _ONS_CODE.fullmatch(geo_code.upper()):
             country = "GB"
@@ -636,7 +502,7 @@ def _recipient_country(grant: dict[str, Any]) -> str | None:
     org = _first(grant.get("recipientOrganization"))
     if not org or _items(grant.get("recipientIndividual")):
         return None
-    address = _text(org.get("addressCountry"))
+    address = cell_text(org.get("addressCountry"))
     if address:
         if _uk_name(address):
             return "GB"
@@ -647,7 +513,7 @@ def _recipient_country(grant: dict[str, Any]) -> str | None:
         code = _country_code(loc.get("countryCode"))
         if code:
             return code
-    org_id = _text(org.get("id")) or ""
+    org_id = cell_text(org.get("id")) or ""
     m = _ORG_ID_COUNTRY.match(org_id.upper())
     if m and not _user_assigned(m[1]):
         return m[1]
@@ -656,42 +522,42 @@ def _recipient_country(grant: dict[str, Any]) -> str | None:
 
 def _org_type(value: Any) -> str | None:
     if isinstance(value, list):
-        parts = [t for t in (_text(v) for v in value) if t]
+        parts = [t for t in (cell_text(v) for v in value) if t]
         return "; ".join(parts) or None
-    return _text(value)
+    return cell_text(value)
 
 
 def _sector_text(grant: dict[str, Any]) -> str | None:
     titles: list[str] = []
     for item in _items(grant.get("classifications")) + _items(grant.get("grantProgramme")):
-        title = _text(item.get("title"))
+        title = cell_text(item.get("title"))
         if title and title not in titles:
             titles.append(title)
     return "; ".join(titles) or None
 
 
 def _grant_to_record(grant: dict[str, Any], where: str, excel: bool) -> SourceRecord | Rejection:
-    grant_id = _text(grant.get("id"))
+    grant_id = cell_text(grant.get("id"))
     if grant_id is None:
         return Rejection(where, "Identifier", "missing grant identifier")
 
     raw_amount = grant.get("amountAwarded")
-    if raw_amount is None or raw_amount == "":
-        return Rejection(grant_id, "Amount Awarded", "missing")
     try:
-        amount = _to_amount(raw_amount)
-    except _Bad as exc:
+        amount = None if raw_amount == "" else parse_amount(raw_amount)
+    except ValueError as exc:
         return Rejection(grant_id, "Amount Awarded", str(exc))
+    if amount is None:
+        return Rejection(grant_id, "Amount Awarded", "missing")
 
-    currency = _text(grant.get("currency"))
+    currency = cell_text(grant.get("currency"))
     if currency is None:
         return Rejection(grant_id, "Currency", "missing")
     if not _CURRENCY.fullmatch(currency.upper()):
         return Rejection(grant_id, "Currency", f"not an ISO 4217 currency code: {currency!r}")
 
     try:
-        awarded = _to_date(grant.get("awardDate"), excel)
-    except _Bad as exc:
+        awarded = parse_date(grant.get("awardDate"), excel=excel)
+    except ValueError as exc:
         return Rejection(grant_id, "Award Date", str(exc))
     if awarded is None:
         return Rejection(grant_id, "Award Date", "missing")
@@ -702,11 +568,11 @@ def _grant_to_record(grant: dict[str, Any], where: str, excel: bool) -> SourceRe
     funder = _first(grant.get("fundingOrganization"))
     individual = _first(grant.get("recipientIndividual"))
     if individual:
-        recipient_id, recipient_name = _text(individual.get("id")), _text(individual.get("name"))
+        recipient_id, recipient_name = cell_text(individual.get("id")), cell_text(individual.get("name"))
         recipient_type: str | None = "Individual"
     else:
         org = _first(grant.get("recipientOrganization"))
-        recipient_id, recipient_name = _text(org.get("id")), _text(org.get("name"))
+        recipient_id, recipient_name = cell_text(org.get("id")), cell_text(org.get("name"))
         recipient_type = _org_type(org.get("organisationType"))
     sector_text = _sector_text(grant)
     return SourceRecord(
@@ -719,14 +585,14 @@ def _grant_to_record(grant: dict[str, Any], where: str, excel: bool) -> SourceRe
         date=awarded.isoformat(),
         start_date=_optional_date(planned.get("startDate"), excel),
         end_date=_optional_date(planned.get("endDate"), excel),
-        funder_id=_text(funder.get("id")),
-        funder_name=_text(funder.get("name")),
+        funder_id=cell_text(funder.get("id")),
+        funder_name=cell_text(funder.get("name")),
         funder_type=_org_type(funder.get("organisationType")),
         recipient_id=recipient_id,
         recipient_name=recipient_name,
         recipient_type=recipient_type,
-        title=_text(grant.get("title")),
-        description=_text(grant.get("description")),
+        title=cell_text(grant.get("title")),
+        description=cell_text(grant.get("description")),
         source_sector=sector_text,
         theme_hint=sector_text,
         places=_places(grant),

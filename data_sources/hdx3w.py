@@ -62,8 +62,9 @@ Mapping rules
   the ``#currency`` column (three letters, else rejected, field ``#currency``; no currency column
   or an empty cell leaves the currency empty, and enrichment says why there is no USD amount).
   USD amounts also set ``amount_usd``, so they count in dollars even without a year. Numbers may
-  carry ``$``/``€``/``£``/``USD``, spaces and thousands separators (``1,234.5``, ``1.234,5``,
-  ``1 234``); an empty cell or ``-``, ``n/a``, ``none``, ``null`` means no amount. Anything else
+  carry currency symbols (``$``, ``€``, ``£`` ...) or ``USD``, spaces and thousands separators
+  (``1,234.5``, ``1.234,5``, ``1 234``; ``textfiles.parse_amount`` in its ``"auto"`` mode); an
+  empty cell or ``-``, ``n/a``, ``none``, ``null`` means no amount. Anything else
   that is not a finite number is rejected, naming the column (e.g. ``#value+usd``). Negative and
   zero amounts are kept as given.
 * ``flow_type``: ``presence`` (amount and currency None) when there is no amount. With an amount:
@@ -91,20 +92,17 @@ import csv
 import io
 import math
 import re
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import openpyxl
-from openpyxl.utils.exceptions import InvalidFileException
-
-from . import geography, themes
+from . import geography, textfiles, themes
 from .errors import LoadError, Rejection
 from .records import Place, SectorShare, SourceRecord
+from .textfiles import NO_AMOUNT, cell_at, cell_text, parse_amount, parse_date
 
 NAME = "hdx_3w"
 
@@ -180,21 +178,7 @@ def detect(head: bytes) -> bool:
 
 def sniff_xlsx(path: Path) -> bool:
     """Whether a workbook has a sheet with an HXL hashtag row in its first 25 rows."""
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception:  # noqa: BLE001 - any unreadable workbook simply is not ours
-        return False
-    try:
-        for ws in wb.worksheets:
-            _reset_dimensions(ws)
-            for values in ws.iter_rows(max_row=SCAN_ROWS, values_only=True):
-                if is_hashtag_row(values):
-                    return True
-        return False
-    except Exception:  # noqa: BLE001 - a corrupt sheet: not recognised, read() will say why
-        return False
-    finally:
-        wb.close()
+    return textfiles.xlsx_has_row(path, is_hashtag_row, SCAN_ROWS, reset_dimensions=True)
 
 
 def _decode_head(head: bytes) -> str | None:
@@ -400,17 +384,12 @@ def read(path: Path, year: int | None = None) -> Iterator[SourceRecord | Rejecti
     """
     path = Path(path)
     file = str(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(64 * 1024)
-    except OSError as exc:
-        raise LoadError(file, f"cannot open the file: {exc.strerror or exc}") from None
+    head = textfiles.read_head(path)
     if not head.strip():
         raise LoadError(file, "the file is empty")
-    if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise LoadError(file, "old binary .xls workbooks are not read; save it as .xlsx or CSV")
+    textfiles.refuse_old_xls(path, head)
     default_year = year if year is not None else year_from_name(path.name)
-    if head.startswith(b"PK\x03\x04"):
+    if head.startswith(textfiles.XLSX_MAGIC):
         yield from _read_xlsx(path, default_year)
         return
     text = _decode_head(head)
@@ -445,8 +424,7 @@ def _no_org(file: str, where: str = "") -> LoadError:
 
 def _read_csv(path: Path, default_year: int | None) -> Iterator[SourceRecord | Rejection]:
     file = str(path)
-    encoding = _sniff_encoding(path)
-    with open(path, encoding=encoding, newline="") as fh:
+    with textfiles.open_text(path) as fh:
         delimiter = _best_delimiter(fh.read(_HEAD_CHARS))
         if delimiter is None:
             raise _no_hashtags(file)
@@ -477,25 +455,14 @@ def _find_layout(rows: Iterator[tuple[int, Sequence[Any]]]) -> _Layout | None:
     return None
 
 
-def _reset_dimensions(ws: Any) -> None:
-    # Some writers store a wrong sheet size ("A1"); read-only mode would then cut the rows.
-    reset = getattr(ws, "reset_dimensions", None)
-    if reset is not None:
-        reset()
-
-
 def _read_xlsx(path: Path, default_year: int | None) -> Iterator[SourceRecord | Rejection]:
     file = str(path)
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise LoadError(file, f"not a readable XLSX workbook: {exc}") from None
-    try:
+    with textfiles.open_workbook(path) as wb:
         several = len(wb.worksheets) > 1
         found_tags = found_org = False
         for ws in wb.worksheets:
-            _reset_dimensions(ws)
-            rows = enumerate(ws.iter_rows(values_only=True), start=1)
+            # Some writers store a wrong sheet size ("A1"); read-only mode would then cut the rows.
+            rows = textfiles.sheet_rows(ws, reset_dimensions=True)
             layout = _find_layout(rows)
             if layout is None:
                 continue  # no hashtags: an instructions or summary sheet
@@ -512,99 +479,14 @@ def _read_xlsx(path: Path, default_year: int | None) -> Iterator[SourceRecord | 
             raise _no_hashtags(file)
         if not found_org:
             raise _no_org(file, " of every sheet")
-    finally:
-        wb.close()
-
-
-def _sniff_encoding(path: Path) -> str:
-    with open(path, "rb") as fh:
-        start = fh.read(4)
-    if start.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    # The whole file is checked first, so a bad byte late in it cannot fail the load half-way.
-    for encoding in ("utf-8", "cp1252"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            with open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-            return encoding
-        except UnicodeDecodeError:
-            continue
-    return "latin-1"  # decodes any byte
 
 
 # --------------------------------------------------------------------------- one row
 
 
-class _Bad(ValueError):
-    """A value that is present but cannot be used."""
-
-
-def _cell(values: Sequence[Any], index: int | None) -> Any:
-    if index is None or index >= len(values):
-        return None
-    value = values[index]
-    if isinstance(value, str):
-        value = value.strip()
-        return value or None
-    return value
-
-
 def _text(values: Sequence[Any], index: int | None) -> str | None:
-    value = _cell(values, index)
-    if value is None:
-        return None
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        if value.is_integer():
-            value = int(value)  # codes typed as numbers in a spreadsheet: 14030.0 -> "14030"
-    if isinstance(value, datetime):
-        value = value.date()
-    text = str(value).strip()
-    return text or None
-
-
-_NO_AMOUNT = {"-", "–", "—", "n/a", "na", "none", "null", "nil"}
-_MONEY_NOISE = re.compile(r"^(?:us\$|usd)|(?:usd)$|[$€£\s\u00a0\u202f']", re.IGNORECASE)
-_PLAIN = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_COMMA_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
-_DOT_GROUPED = re.compile(r"[+-]?\d{1,3}(?:(?:\.\d{3})+,\d*|(?:\.\d{3}){2,})")
-_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
-
-
-def _amount(value: Any) -> float | None:
-    """A money cell as a float; None when empty or a placeholder; ``_Bad`` when unreadable."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise _Bad(f"not a number: {value!r}")
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str):
-        if value.strip().lower() in _NO_AMOUNT:
-            return None
-        text = _MONEY_NOISE.sub("", value.strip())
-        if _PLAIN.fullmatch(text):
-            pass
-        elif _COMMA_GROUPED.fullmatch(text):
-            text = text.replace(",", "")
-        elif _DOT_GROUPED.fullmatch(text):
-            text = text.replace(".", "").replace(",", ".")
-        elif _DECIMAL_COMMA.fullmatch(text):
-            text = text.replace(",", ".")
-        else:
-            raise _Bad(f"not a number: {value!r}")
-        number = float(text)
-    else:
-        raise _Bad(f"not a number: {value!r}")
-    if not math.isfinite(number):
-        raise _Bad(f"not a finite number: {value!r}")
-    return number
+    """The cell at ``index`` as text (codes typed as numbers: 14030.0 -> "14030"), or None."""
+    return cell_text(cell_at(values, index))
 
 
 def _coordinate(value: Any, limit: float) -> float | None:
@@ -619,41 +501,19 @@ def _coordinate(value: Any, limit: float) -> float | None:
     return number if math.isfinite(number) and abs(number) <= limit else None
 
 
-_ISO_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ].*)?")
-_DAY_FIRST_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[T ].*)?")
 _YEAR_IN_TEXT = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
-_EXCEL_EPOCH = datetime(1899, 12, 30)
-
-
-def _in_range(found: date | None) -> date | None:
-    return found if found is not None and 1900 <= found.year <= 2100 else None
 
 
 def _to_date(value: Any, excel: bool) -> date | None:
-    """A date from a cell; None when empty or unreadable."""
-    if isinstance(value, datetime):
-        return _in_range(value.date())
-    if isinstance(value, date):
-        return _in_range(value)
-    if excel and isinstance(value, (int, float)) and not isinstance(value, bool):
-        # A date cell without date formatting arrives as its serial number; 1900-2100 is a year.
-        if 1 <= value < 2958466 and not 1900 <= value <= 2100:
-            return _in_range((_EXCEL_EPOCH + timedelta(days=float(value))).date())
-        return None
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
+    """A date from a cell in 1900-2100; None when empty or unreadable."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 1900 <= value <= 2100:
+        return None  # a year, not an Excel serial number
     try:
-        if m := _ISO_DATE.fullmatch(text):
-            return _in_range(date(int(m[1]), int(m[2]), int(m[3])))
-        if m := _DAY_FIRST_DATE.fullmatch(text):
-            day, month = int(m[1]), int(m[2])
-            if month > 12 >= day:
-                day, month = month, day  # only readable month-first (US): 01/15/2024
-            return _in_range(date(int(m[3]), month, day))
+        # Month-first only when the day-first reading is impossible (US): 01/15/2024.
+        found = parse_date(value, excel=excel, month_first_fallback=True)
     except ValueError:
         return None
-    return None
+    return found if found is not None and 1900 <= found.year <= 2100 else None
 
 
 def _year_in(value: Any) -> int | None:
@@ -702,8 +562,8 @@ def _place(layout: _Layout, values: Sequence[Any]) -> Place | None:
             country = pcode_country(code) if code else None
             if country:
                 break
-    lat = _coordinate(_cell(values, layout.lat), 90)
-    lon = _coordinate(_cell(values, layout.lon), 180)
+    lat = _coordinate(cell_at(values, layout.lat), 90)
+    lon = _coordinate(cell_at(values, layout.lon), 180)
     if lat is None or lon is None:
         lat = lon = None
     if country is None and adm1_code is None and adm1_name is None and lat is None:
@@ -740,8 +600,8 @@ def _row_to_record(
 
     value_tag = layout.tags[layout.value] if layout.value is not None else None
     try:
-        amount = _amount(_cell(values, layout.value))
-    except _Bad as exc:
+        amount = parse_amount(cell_at(values, layout.value), "auto", no_amount=NO_AMOUNT)
+    except ValueError as exc:
         return Rejection(record_id, value_tag.text if value_tag else "#value", str(exc))
 
     currency = None
@@ -761,18 +621,18 @@ def _row_to_record(
             status = (_text(values, layout.status) or "").lower()
             flow_type = "pledge" if re.search(r"\b(planned|pipeline|proposed)\b", status) else "commitment"
 
-    when = _to_date(_cell(values, layout.date), excel)
-    start = _to_date(_cell(values, layout.start), excel)
-    end = _to_date(_cell(values, layout.end), excel)
+    when = _to_date(cell_at(values, layout.date), excel)
+    start = _to_date(cell_at(values, layout.start), excel)
+    end = _to_date(cell_at(values, layout.end), excel)
     year = next(
         (
             y
             for y in (
                 when.year if when else None,
                 start.year if start else None,
-                _year_in(_cell(values, layout.year)),
-                _year_in(_cell(values, layout.date)),
-                _year_in(_cell(values, layout.start)),
+                _year_in(cell_at(values, layout.year)),
+                _year_in(cell_at(values, layout.date)),
+                _year_in(cell_at(values, layout.start)),
                 default_year,
             )
             if y is not None

@@ -63,7 +63,6 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date as _date
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -71,6 +70,7 @@ from lxml import etree
 
 from .errors import LoadError, Rejection
 from .records import Place, SectorShare, SourceRecord
+from .textfiles import parse_iso_date
 
 NAME = "iati"
 
@@ -114,7 +114,6 @@ ORGANISATION_TYPES = {
 _SAFE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
-_DATE_PREFIX = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _DAC_SECTOR_VOCABULARIES = ("1", "2")
 
 _Shared = TypeVar("_Shared", Place, SectorShare)
@@ -492,16 +491,9 @@ def _iso_date(element: etree._Element | None, attribute: str) -> str | None:
     """The attribute as YYYY-MM-DD (a datetime is cut to its date), or None if it is not a date."""
     if element is None:
         return None
-    match = _DATE_PREFIX.match((element.get(attribute) or "").strip())
-    if not match:
-        return None
-    try:
-        day = _date(int(match[1]), int(match[2]), int(match[3]))
-    except ValueError:
-        return None
-    if not 1900 <= day.year <= 2100:  # the table's year range; anything else is a typo
-        return None
-    return day.isoformat()
+    # Only 1900-2100, the table's year range: anything else is a typo.
+    day = parse_iso_date(element.get(attribute))
+    return day.isoformat() if day else None
 
 
 def _activity_dates(element: etree._Element) -> dict[str, str]:

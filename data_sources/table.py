@@ -74,20 +74,21 @@ import json
 import math
 import re
 import tomllib
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import openpyxl
-from openpyxl.utils.exceptions import InvalidFileException
-
-from . import geography
+from . import geography, textfiles
 from .errors import LoadError, Rejection
 from .records import Place, SectorShare, SourceRecord
 from .schema import FLOW_TYPES
+
+# The value parsers live in textfiles, shared with the other loaders; cell_text, parse_amount,
+# parse_date and sniff_delimiter stay importable from here, where they were first written.
+from .textfiles import cell_at, cell_text, parse_amount, parse_date
+from .textfiles import sniff_delimiter as sniff_delimiter
 
 NAME = "table"
 
@@ -122,13 +123,6 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _SECTOR = re.compile(r"(\d{5}|\d{3})(?:\.0)?(?:\s*[-–:]\s*|\s+)?(.*)")
-_ISO_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ].*)?")
-_DAY_FIRST_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[T ].*)?")
-_EXCEL_EPOCH = datetime(1899, 12, 30)
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-# Currency symbols and the separators people group digits with (spaces, Swiss apostrophes).
-_MONEY_NOISE = re.compile(r"[£$€¥₹\s\u00a0\u202f']")
-_DELIMITERS = (",", ";", "\t", "|")
 
 
 # --------------------------------------------------------------------------- the mapping
@@ -399,83 +393,7 @@ def _constant(origin: str, key: str, value: Any) -> Any:
     return text
 
 
-# --------------------------------------------------------------------------- values (shareable)
-
-
-def cell_text(value: Any) -> str | None:
-    """A cell as stripped text; None for empty cells. 1234.0 (a spreadsheet number) -> "1234"."""
-    if value is None or isinstance(value, bool):
-        return None if value is None else str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        if value.is_integer():
-            value = int(value)
-    if isinstance(value, datetime):
-        value = value.date()
-    text = str(value).strip()
-    return text or None
-
-
-def parse_amount(value: Any, decimal_separator: str = ".") -> float:
-    """A money amount from a number or text ("12,500", "£1 250.50", "12.500,50" with ``","``).
-
-    Raises ``ValueError`` with a message for users when the value is not a finite number.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"not a number: {value!r}")
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        text = _MONEY_NOISE.sub("", value)
-        group = "," if decimal_separator == "." else "."
-        grouped = rf"[+-]?\d{{1,3}}(?:{re.escape(group)}\d{{3}})+(?:{re.escape(decimal_separator)}\d*)?"
-        if re.fullmatch(grouped, text):
-            text = text.replace(group, "")
-        if group in text:
-            hint = ' (set [options] decimal_separator = "," for decimal commas)' if group == "," else ""
-            raise ValueError(f"not a number: {value!r}{hint}")
-        text = text.replace(decimal_separator, ".")
-        if not _NUMBER.fullmatch(text):
-            raise ValueError(f"not a number: {value!r}")
-        number = float(text)
-    else:
-        raise ValueError(f"not a number: {value!r}")
-    if not math.isfinite(number):
-        raise ValueError(f"not a finite number: {value!r}")
-    return number
-
-
-def parse_date(value: Any, date_format: str | None = None, excel: bool = False) -> date | None:
-    """A date from a cell: date cells, Excel serials (``excel``), ``date_format``, else ISO or dd/mm/yyyy.
-
-    None for an empty cell; ``ValueError`` for a value that is there but is not a date.
-    """
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        # A date cell without date formatting arrives as its serial number.
-        if excel and 1 <= value < 2958466:
-            return (_EXCEL_EPOCH + timedelta(days=float(value))).date()
-        raise ValueError(f"not a date: {value!r}")
-    text = str(value).strip()
-    if date_format:
-        try:
-            return datetime.strptime(text, date_format).date()
-        except ValueError as exc:
-            raise ValueError(f"not a date in the format {date_format!r}: {text!r}") from exc
-    try:
-        if m := _ISO_DATE.fullmatch(text):
-            return date(int(m[1]), int(m[2]), int(m[3]))
-        if m := _DAY_FIRST_DATE.fullmatch(text):
-            return date(int(m[3]), int(m[2]), int(m[1]))
-    except ValueError as exc:
-        raise ValueError(f"not a date: {text!r} ({exc})") from exc
-    raise ValueError(f"not a date: {text!r} (expected yyyy-mm-dd or dd/mm/yyyy, or set [options] date_format)")
+# --------------------------------------------------------------------------- values
 
 
 def parse_sectors(text: str, separator: str) -> list[SectorShare]:
@@ -492,34 +410,6 @@ def parse_sectors(text: str, separator: str) -> list[SectorShare]:
 def split_cell(text: str, separator: str) -> list[str]:
     """The non-empty, stripped items of a cell that lists several values."""
     return [part.strip() for part in text.split(separator) if part.strip()]
-
-
-def sniff_encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM) or UTF-16 with BOM, else cp1252 when it decodes, else latin-1."""
-    with open(path, "rb") as fh:
-        start = fh.read(4)
-    if start.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    for encoding in ("utf-8", "cp1252"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    decoder.decode(chunk)
-                decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            continue
-        return encoding
-    return "latin-1"  # decodes any byte
-
-
-def sniff_delimiter(line: str) -> str:
-    """The most frequent of , ; tab | in a header line (``,`` when none occurs)."""
-    counts = {d: line.count(d) for d in _DELIMITERS}
-    best = max(counts, key=counts.__getitem__)
-    return best if counts[best] else ","
 
 
 # --------------------------------------------------------------------------- reading
@@ -551,36 +441,25 @@ def read(
 
 
 def _read(path: Path, mapping: TableMapping) -> Iterator[SourceRecord | Rejection]:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-    except OSError as exc:
-        raise LoadError(str(path), f"cannot open the file: {exc.strerror or exc}") from exc
+    head = textfiles.read_head(path, 8)
     if not head:
         raise LoadError(str(path), "the file is empty")
-    if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise LoadError(str(path), "old binary .xls workbooks are not read; save it as .xlsx or CSV")
-    if head.startswith(b"PK\x03\x04"):
+    textfiles.refuse_old_xls(path, head)
+    if head.startswith(textfiles.XLSX_MAGIC):
         yield from _read_xlsx(path, mapping)
     else:
         yield from _read_csv(path, mapping)
 
 
 def _read_xlsx(path: Path, mapping: TableMapping) -> Iterator[SourceRecord | Rejection]:
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise LoadError(str(path), f"not a readable XLSX workbook: {exc}") from exc
-    try:
+    with textfiles.open_workbook(path) as wb:
         ws = _sheet(wb, path, mapping)
-        rows = enumerate(ws.iter_rows(min_row=mapping.header_row, values_only=True), start=mapping.header_row)
+        rows = textfiles.sheet_rows(ws, min_row=mapping.header_row)
         header = next(rows, None)
         if header is None:
             raise LoadError(str(path), f"sheet {ws.title!r} has no row {mapping.header_row} "
                             "([table] header_row) to read the column titles from")
         yield from _Rows(path, mapping, f"sheet {ws.title!r}", list(header[1]), excel=True).records(rows)
-    finally:
-        wb.close()
 
 
 def _sheet(wb: Any, path: Path, mapping: TableMapping) -> Any:
@@ -600,14 +479,10 @@ def _sheet(wb: Any, path: Path, mapping: TableMapping) -> Any:
 
 
 def _read_csv(path: Path, mapping: TableMapping) -> Iterator[SourceRecord | Rejection]:
-    encoding = mapping.encoding or sniff_encoding(path)
+    encoding = mapping.encoding or textfiles.sniff_encoding(path)
     try:
-        with open(path, encoding=encoding, newline="") as fh:
-            delimiter = mapping.delimiter
-            if delimiter is None:
-                lines = [fh.readline() for _ in range(mapping.header_row)]
-                delimiter = sniff_delimiter(lines[-1])
-                fh.seek(0)
+        with textfiles.open_text(path, encoding) as fh:
+            delimiter = mapping.delimiter or textfiles.sniff_header_delimiter(fh, mapping.header_row)
             reader = csv.reader(fh, delimiter=delimiter)
             try:
                 rows = enumerate(reader, start=1)
@@ -698,13 +573,7 @@ class _Rows:
 
     def cell(self, key: str, cells: list[Any]) -> Any:
         """The raw cell of field ``key`` (None when unmapped or empty)."""
-        i = self.index.get(key)
-        if i is None or i >= len(cells):
-            return None
-        value = cells[i]
-        if isinstance(value, str):
-            value = value.strip()
-        return None if value is None or value == "" else value
+        return cell_at(cells, self.index.get(key))
 
     def text(self, key: str, cells: list[Any]) -> str | None:
         """The field's text: its cell, else its constant."""
@@ -781,10 +650,16 @@ class _Rows:
             if "amount" in self.mapping.constants:
                 return self.mapping.constants["amount"]  # as written in the mapping: not multiplied
             raise _Bad("amount", "missing")
+        separator = self.mapping.decimal_separator
         try:
-            amount = parse_amount(raw, self.mapping.decimal_separator) * self.mapping.amount_multiplier
+            number = parse_amount(raw, separator)
         except ValueError as exc:
-            raise _Bad("amount", str(exc)) from exc
+            comma = separator == "." and isinstance(raw, str) and "," in raw
+            hint = ' (set [options] decimal_separator = "," for decimal commas)' if comma else ""
+            raise _Bad("amount", f"{exc}{hint}") from exc
+        if number is None:  # not for a cell that is there: parse_amount gives None only for None
+            raise _Bad("amount", "missing")
+        amount = number * self.mapping.amount_multiplier
         if not math.isfinite(amount):
             raise _Bad("amount", f"not a finite number after amount_multiplier: {raw!r}")
         return amount
@@ -794,9 +669,10 @@ class _Rows:
         if raw is None:
             return self.mapping.constants.get(key)
         try:
-            return parse_date(raw, self.mapping.date_format, self.excel)
+            return parse_date(raw, self.mapping.date_format, excel=self.excel)
         except ValueError as exc:
-            raise _Bad(key, str(exc)) from exc
+            hint = "; or set [options] date_format" if self.mapping.date_format is None and isinstance(raw, str) else ""
+            raise _Bad(key, f"{exc}{hint}") from exc
 
     def _when(self, cells: list[Any]) -> tuple[date | None, int]:
         when = self._date("date", cells)
