@@ -4,6 +4,8 @@
 - A newer version of a file (same path, new checksum) replaces that file's rows.
 - A load that fails is rolled back whole: the store is as it was, and the failure is logged in
   ``loads`` (status ``failed``) in a transaction of its own, so users can see what went wrong.
+- Loads into one store run one at a time: each load's transaction first takes the store's write
+  lock, then checks the checksum again, so two loads at once neither double nor rewrite rows.
 - Records that cannot be used are rejected one by one, each with its record id, field and reason;
   the rest of the file loads.
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 from pandera.errors import SchemaErrors
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 
 from data_sources import registry, schema
 from data_sources.enrich import canonical_rows
@@ -87,6 +89,19 @@ def _current_load_with_checksum(conn: Connection, checksum: str) -> tuple[int, s
         .order_by(loads.c.load_id.desc())
     ).first()
     return (row.load_id, row.source_file) if row else None
+
+
+def _lock_store_for_load(conn: Connection) -> None:
+    """Take the store's write lock as the first statement of a load's transaction; it is held to the
+    commit or rollback (or the death of the process). Another load waits here, then sees this one's
+    result: the same content is then ``unchanged``, and records it stored are ``already stored``.
+    SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock now rather than at the first write,
+    waiting up to the busy timeout; readers go on (WAL). PostgreSQL: a transaction-level advisory lock,
+    one key per database, so loads cannot race on the unique record key or on a file's replacement."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('fundatlas.load'))"))
 
 
 def _ids_stored_elsewhere(conn: Connection, source: str, record_ids: list[str]) -> dict[str, str]:
@@ -190,14 +205,17 @@ def load_file(
     options = _options_for(loader, options)
     checksum = _content_checksum(path, options)
     started = _now()
-    with engine.connect() as conn:
+    with engine.connect() as conn:  # quick answer for unchanged content, without waiting for the lock
         already = _current_load_with_checksum(conn, checksum)
     if already is not None:
-        result.status, result.load_id = "unchanged", already[0]
-        result.message = f"unchanged: the same content is already loaded (load {already[0]}, {already[1]})"
-        return result
+        return _unchanged(result, already)
     try:
         with engine.begin() as conn:
+            _lock_store_for_load(conn)
+            # Checked again under the lock: a load of the same content may have committed meanwhile.
+            already = _current_load_with_checksum(conn, checksum)
+            if already is not None:
+                return _unchanged(result, already)
             load_id = conn.execute(
                 insert(loads).values(
                     source_file=source_file, checksum=checksum, format=loader.NAME,
@@ -235,6 +253,12 @@ def load_file(
         result.message = str(error)
         _log_failed_load(engine, result, checksum, started)
         raise error from exc
+    return result
+
+
+def _unchanged(result: LoadResult, already: tuple[int, str]) -> LoadResult:
+    result.status, result.load_id = "unchanged", already[0]
+    result.message = f"unchanged: the same content is already loaded (load {already[0]}, {already[1]})"
     return result
 
 

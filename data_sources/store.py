@@ -115,8 +115,12 @@ def initialise(engine: Engine) -> None:
     metadata.create_all(engine)
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
-            for statement in _POSTGIS_DDL:
-                conn.execute(text(statement))
+            # ALTER TABLE and CREATE INDEX lock the table even when IF NOT EXISTS makes them no-ops: each
+            # command's start would wait for a running load, and readers would queue behind it. The index
+            # (made with the column, in one transaction) says whether they are needed.
+            if conn.execute(text("SELECT to_regclass('ix_allocations_geom')")).scalar() is None:
+                for statement in _POSTGIS_DDL:
+                    conn.execute(text(statement))
 
 
 def open_store(url: str) -> Engine:
