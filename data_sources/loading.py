@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 from pandera.errors import SchemaErrors
 from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from data_sources import registry, schema
 from data_sources.enrich import canonical_rows
@@ -249,11 +250,21 @@ def load_file(
             )
     except Exception as exc:
         result.status, result.rows_stored = "failed", 0
-        error = exc if isinstance(exc, LoadError) else LoadError(source_file, f"{type(exc).__name__}: {exc}")
+        error = exc if isinstance(exc, LoadError) else LoadError(source_file, _reason(exc))
         result.message = str(error)
         _log_failed_load(engine, result, checksum, started)
         raise error from exc
     return result
+
+
+def _reason(exc: Exception) -> str:
+    """A failure in words a user can act on; database errors without the driver's internals."""
+    if isinstance(exc, DBAPIError):
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        if "database is locked" in detail:
+            return "another load is writing to this store and did not finish in time; load again after it"
+        return f"the store refused the write: {detail}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _unchanged(result: LoadResult, already: tuple[int, str]) -> LoadResult:
