@@ -15,6 +15,11 @@ def export_href(search: str | None, fmt: str = "csv") -> str:
 
 
 def register(app: Dash, _context=None) -> None:
-    @app.callback(Output(ids.EXPORT_CSV, "href"), Input(ids.URL, "search"))
-    def update_export_link(search):
-        return export_href(search)
+    @app.callback(
+        Output(ids.EXPORT_CSV, "href"),
+        Output(ids.EXPORT_XLSX, "href"),
+        Output(ids.EXPORT_GEOJSON, "href"),
+        Input(ids.URL, "search"),
+    )
+    def update_export_links(search):
+        return export_href(search, "csv"), export_href(search, "xlsx"), export_href(search, "geojson")

@@ -4,7 +4,7 @@ every panel reads ``Filters.from_query_string(url.search)``, so a copied URL res
 
 from __future__ import annotations
 
-from dash import Dash, Input, Output, State, ctx, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks.context import AppContext
@@ -51,6 +51,56 @@ def toggle_country(filters: Filters, iso3: str) -> Filters:
     return Filters(**{**_as_kwargs(filters), "countries": countries})
 
 
+def clicked_bar_value(click_data: dict | None) -> str | None:
+    """The filter value a bar chart click carries (its customdata), if it is a short string."""
+    try:
+        value = click_data["points"][0]["customdata"]  # type: ignore[index]
+    except (TypeError, KeyError, IndexError):
+        return None
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    return value if isinstance(value, str) and 0 < len(value) <= 200 else None
+
+
+def apply_bar_click(filters: Filters, dimension: str, value: str) -> Filters:
+    """Filter by the clicked bar; clicking the only selected bar again clears that filter."""
+    kwargs = _as_kwargs(filters)
+    if dimension == "year":
+        if not value.isdigit():
+            return filters
+        year = int(value)
+        same = filters.year_from == year and filters.year_to == year
+        kwargs.update(year_from=None if same else year, year_to=None if same else year)
+        return Filters(**kwargs)
+    attr = {"funder": "funders", "recipient": "recipients", "theme": "themes"}[dimension]
+    if dimension == "theme" and value.startswith("("):  # "(no theme)" is not a theme to filter by
+        return filters
+    kwargs[attr] = () if getattr(filters, attr) == (value,) else (value,)
+    return Filters(**kwargs)
+
+
+_REMOVABLE = {
+    "country": "countries", "admin1": "admin1", "funder": "funders", "recipient": "recipients",
+    "theme": "themes", "sector": "sectors", "source": "sources", "flow-type": "flow_types",
+}
+
+
+def remove_filter(filters: Filters, name: str, value: str) -> Filters:
+    """Filters without one active value (a chip's x)."""
+    kwargs = _as_kwargs(filters)
+    if name in _REMOVABLE:
+        attr = _REMOVABLE[name]
+        kwargs[attr] = tuple(v for v in getattr(filters, attr) if v != value)
+    elif name in ("year-from", "year-to", "min-usd", "q"):
+        kwargs[name.replace("-", "_")] = None
+    return Filters(**kwargs)
+
+
+def active_filters(filters: Filters) -> list[tuple[str, str]]:
+    """(name, value) of every active filter, in the URL's order: what the chips show."""
+    return [(name, value) for name, values in filters.to_mapping().items() for value in values]
+
+
 def _as_kwargs(filters: Filters) -> dict:
     return {name: getattr(filters, name) for name in filters.__dataclass_fields__}
 
@@ -76,13 +126,16 @@ def register(app: Dash, context: AppContext) -> None:
         Input(ids.YEARS, "value"),
         *(Input(cid, "value") for cid in CONTROL_IDS),
         Input(ids.MAP, "clickData"),
+        *(Input(chart_id, "clickData") for chart_id in ids.CHARTS),
+        Input({"type": ids.CHIP, "name": ALL, "value": ALL}, "n_clicks"),
         Input(ids.RESET, "n_clicks"),
         State(ids.YEARS, "min"),
         State(ids.YEARS, "max"),
     )
     def sync_filters(search, years, *rest):
         controls = dict(zip(CONTROL_IDS, rest[: len(CONTROL_IDS)], strict=True))
-        click_data, _reset, low, high = rest[len(CONTROL_IDS):]
+        click_data, *chart_clicks = rest[len(CONTROL_IDS): len(CONTROL_IDS) + 1 + len(ids.CHARTS)]
+        _chips, _reset, low, high = rest[len(CONTROL_IDS) + 1 + len(ids.CHARTS):]
         bounds = (int(low), int(high))
         current, error = parse_search(search)
         trigger = ctx.triggered_id
@@ -101,6 +154,14 @@ def register(app: Dash, context: AppContext) -> None:
                 iso3 = clicked_country(click_data)
                 if iso3:
                     filters = toggle_country(filters, iso3)
+            elif isinstance(trigger, dict):  # a chip's id (checked first: a dict id cannot be hashed)
+                if trigger.get("type") != ids.CHIP or not ctx.triggered or not ctx.triggered[0].get("value"):
+                    raise PreventUpdate  # a chip appearing is not a click
+                filters = remove_filter(filters, str(trigger.get("name")), str(trigger.get("value")))
+            elif trigger in ids.CHARTS:
+                value = clicked_bar_value(dict(zip(ids.CHARTS, chart_clicks, strict=True))[trigger])
+                if value:
+                    filters = apply_bar_click(filters, ids.CHARTS[trigger], value)
         years_value, control_values = filters_to_controls(filters, bounds)
         query = filters.to_query_string()
         return ("?" + query if query else "", years_value, *control_values, *_options(control_values), None, False)
@@ -111,6 +172,26 @@ def register(app: Dash, context: AppContext) -> None:
 
     for control_id, kind in ids.SEARCHABLE_DROPDOWNS.items():
         _register_options(app, context, control_id, kind)
+
+    @app.callback(Output(ids.ACTIVE_FILTERS, "children"), Input(ids.URL, "search"))
+    def show_active_filters(search):
+        filters, _error = parse_search(search)
+        return compute_filter_chips(context, filters)
+
+
+def compute_filter_chips(context: AppContext, filters: Filters) -> list:
+    """One button per active filter value; names shown for organisations given by id."""
+    chips = []
+    for name, value in active_filters(filters):
+        label = value
+        if name in ("funder", "recipient", "country"):
+            label = queries.labels_for(context.engine, name, [value]).get(value, value)
+        chips.append(html.Button(
+            [f"{name.replace('-', ' ')}: {label} ", html.Span("×", **{"aria-hidden": "true"})],
+            id=ids.chip(name, value), n_clicks=0, className="btn btn-sm btn-outline-primary me-1 mb-1",
+            title=f"Remove the filter {name} {label}", **{"aria-label": f"Remove the filter {name} {label}"},
+        ))
+    return chips
 
 
 def _register_options(app: Dash, context: AppContext, control_id: str, kind: str) -> None:

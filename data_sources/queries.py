@@ -154,19 +154,55 @@ def options(engine: Engine, kind: str, search: str = "", limit: int = 50) -> lis
         ]
 
 
+BREAKDOWNS = ("year", "funder", "recipient", "theme")
+
+
+def totals_by(engine: Engine, filters: Filters, dimension: str, limit: int = 10) -> pd.DataFrame:
+    """USD and records per year (all years) or per funder, recipient or theme (the ``limit`` largest),
+    counted once; ``value`` is what the matching filter takes (an org's id where it has one)."""
+    if dimension == "year":
+        label = value = A.year
+    elif dimension == "theme":
+        label = value = func.coalesce(A.theme, literal("(no theme)"))
+    elif dimension in ("funder", "recipient"):
+        name_col, id_col = _OPTION_COLUMNS[dimension]
+        label, value = func.max(name_col), func.coalesce(id_col, name_col)
+    else:
+        raise ValueError(f"unknown breakdown {dimension!r}; one of {', '.join(BREAKDOWNS)}")
+    usd = func.coalesce(func.sum(A.amount_usd), 0.0)
+    group = value if dimension in ("funder", "recipient") else label
+    query = (
+        select(label.label("label"), value.label("value"), usd.label("usd"),
+               func.count(distinct(_record_key())).label("records"))
+        .where(_counted(filters), value.is_not(None))
+        .group_by(group)
+    )
+    if dimension == "year":
+        query = query.order_by(A.year)
+    else:
+        query = query.order_by(usd.desc(), group).limit(limit)
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(query).mappings().all(), columns=["label", "value", "usd", "records"])
+
+
 def options_for(engine: Engine, kind: str, selected: Sequence[str], search: str = "", limit: int = 50) -> list[dict]:
     """Options matching ``search`` plus the ``selected`` values, labelled, so a dropdown can show them."""
     found = options(engine, kind, search, limit)
     known = {o["value"] for o in found}
     missing = [v for v in selected if v not in known]
     if missing:
-        label_col, value_col = _OPTION_COLUMNS[kind]
-        value = func.coalesce(value_col, label_col) if kind in ("funder", "recipient") else value_col
-        query = select(func.max(label_col), value).where(value.in_(missing)).group_by(value)
-        with engine.connect() as conn:
-            labels = {str(v): str(label or v) for label, v in conn.execute(query)}
+        labels = labels_for(engine, kind, missing)
         found = [{"label": labels.get(v, v), "value": v} for v in missing] + found
     return found
+
+
+def labels_for(engine: Engine, kind: str, values: Sequence[str]) -> dict[str, str]:
+    """Display labels (names) of option values (ids or names) of ``kind``."""
+    label_col, value_col = _OPTION_COLUMNS[kind]
+    value = func.coalesce(value_col, label_col) if kind in ("funder", "recipient") else value_col
+    query = select(func.max(label_col), value).where(value.in_(list(values))).group_by(value)
+    with engine.connect() as conn:
+        return {str(v): str(label or v) for label, v in conn.execute(query)}
 
 
 def year_bounds(engine: Engine) -> tuple[int, int] | None:

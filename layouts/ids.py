@@ -28,6 +28,8 @@ TABLE = "table-grid"
 TABLE_COUNT = "table-count"
 
 EXPORT_CSV = "export-csv"
+EXPORT_XLSX = "export-xlsx"
+EXPORT_GEOJSON = "export-geojson"
 
 # Dropdowns whose options come from the server as the user types.
 SEARCHABLE_DROPDOWNS = {FUNDER: "funder", RECIPIENT: "recipient", SECTOR: "sector", COUNTRY: "country"}
@@ -37,3 +39,18 @@ PAGE_SOURCES = "page-sources"
 NAV_MAP = "nav-map"
 NAV_SOURCES = "nav-sources"
 SOURCES_CONTENT = "sources-content"
+
+CHART_YEARS = "charts-years"
+CHART_FUNDERS = "charts-funders"
+CHART_RECIPIENTS = "charts-recipients"
+CHART_THEMES = "charts-themes"
+# Clicking a bar filters by it: chart id -> the breakdown it shows.
+CHARTS = {CHART_YEARS: "year", CHART_FUNDERS: "funder", CHART_RECIPIENTS: "recipient", CHART_THEMES: "theme"}
+
+ACTIVE_FILTERS = "filters-active"
+CHIP = "filters-chip"  # pattern-matching type of the removable filter chips
+
+
+def chip(name: str, value: str) -> dict:
+    """Id of the chip that removes ``value`` from filter ``name``."""
+    return {"type": CHIP, "name": name, "value": value}

@@ -63,6 +63,28 @@ def filters_panel(year_range: tuple[int, int], themes: list[str]) -> dbc.Card:
     )
 
 
+CHART_TITLES = {
+    ids.CHART_YEARS: "USD by year", ids.CHART_FUNDERS: "Top funders", ids.CHART_RECIPIENTS: "Top recipients",
+    ids.CHART_THEMES: "Themes",
+}
+
+
+def charts_panel() -> dbc.Card:
+    """Linked views; a click on a bar filters everything by it."""
+    def chart(chart_id: str, width: int) -> dbc.Col:
+        return dbc.Col([
+            html.H3(CHART_TITLES[chart_id], className="h6 mb-1"),
+            dcc.Loading(dcc.Graph(id=chart_id, config={"displaylogo": False, "displayModeBar": False},
+                                  className="chart-graph"), type="dot"),
+        ], xs=12, lg=width, className="mb-2")
+
+    return dbc.Card(dbc.CardBody([
+        html.P("Click a bar to filter everything by it; click it again to clear.", className="small text-muted mb-2"),
+        dbc.Row([chart(ids.CHART_YEARS, 6), chart(ids.CHART_THEMES, 6)]),
+        dbc.Row([chart(ids.CHART_FUNDERS, 6), chart(ids.CHART_RECIPIENTS, 6)]),
+    ]), className="shadow-sm mb-3")
+
+
 def _figure_card(title: str, value_id: str) -> dbc.Col:
     return dbc.Col(
         dbc.Card(dbc.CardBody([html.Div(title, className="small text-muted"),
@@ -74,6 +96,7 @@ def _figure_card(title: str, value_id: str) -> dbc.Col:
 def headline_row() -> html.Div:
     return html.Div(
         [
+            html.Div(id=ids.ACTIVE_FILTERS, className="mb-2", **{"aria-label": "Active filters"}),
             dbc.Row([
                 _figure_card("Total USD (counted once)", ids.HEADLINE_USD),
                 _figure_card("Records", ids.HEADLINE_RECORDS),
@@ -122,8 +145,13 @@ def table_panel() -> dbc.Card:
             html.Div([
                 html.H2("Rows", className="h6 mb-0 me-auto"),
                 html.Span(id=ids.TABLE_COUNT, className="small text-muted me-3"),
-                html.A("Export CSV", id=ids.EXPORT_CSV, href="/export/csv", className="btn btn-primary btn-sm",
+                html.A("Export CSV", id=ids.EXPORT_CSV, href="/export/csv", className="btn btn-primary btn-sm me-1",
                        role="button", download="fundatlas-export.csv"),
+                html.A("XLSX", id=ids.EXPORT_XLSX, href="/export/xlsx", className="btn btn-outline-primary btn-sm me-1",
+                       role="button", download="fundatlas-export.xlsx", title="Export the filtered rows as XLSX"),
+                html.A("GeoJSON", id=ids.EXPORT_GEOJSON, href="/export/geojson",
+                       className="btn btn-outline-primary btn-sm", role="button", download="fundatlas-export.geojson",
+                       title="Export the filtered rows as GeoJSON points"),
             ], className="d-flex align-items-center mb-2"),
             html.Div(table_grid(), id=ids.TABLE_CONTAINER),
         ]),
@@ -161,7 +189,7 @@ def page(year_range: tuple[int, int], themes: list[str], demo_label: str | None)
                     dbc.Alert(id=ids.STATUS, color="danger", is_open=False, duration=15000, className="py-1 small"),
                     dbc.Row([
                         dbc.Col(filters_panel(year_range, themes), md=4, lg=3, className="mb-3"),
-                        dbc.Col([headline_row(), map_panel(), table_panel()], md=8, lg=9),
+                        dbc.Col([headline_row(), map_panel(), charts_panel(), table_panel()], md=8, lg=9),
                     ], id=ids.PAGE_MAIN),
                     sources_panel(),
                     html.Footer(

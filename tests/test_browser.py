@@ -108,6 +108,22 @@ def test_filters_map_click_and_csv_export(dash_duo, demo_store, tmp_path):
     assert downloaded.content.startswith(b"\xef\xbb\xbf")
     assert downloaded.content.count(b"\r\n") - 1 == int(_text(dash_duo, ids.TABLE_COUNT).split()[0].replace(",", ""))
 
+    # A bar of the top funders chart filters by that funder; its chip removes the filter again.
+    before = _text(dash_duo, ids.HEADLINE_USD)
+    dash_duo.wait_for_element(f"#{ids.CHART_FUNDERS} .bars .point path")
+    ActionChains(dash_duo.driver).move_to_element(
+        dash_duo.find_elements(f"#{ids.CHART_FUNDERS} .bars .point path")[-1]).click().perform()
+    _wait_until(lambda: "funder" in _query(dash_duo), message="the bar click to reach the URL")
+    funder = _query(dash_duo)["funder"][0]
+    assert _wait_change(dash_duo, ids.HEADLINE_USD, before) != before
+    chip = f"#{ids.ACTIVE_FILTERS} button[aria-label^='Remove the filter funder']"
+    dash_duo.wait_for_element(chip)
+    # Found and clicked in one script: the chips re-render as the figures update.
+    dash_duo.driver.execute_script("document.querySelector(arguments[0]).click()", chip)
+    _wait_until(lambda: "funder" not in _query(dash_duo), message="the chip to remove the funder")
+    assert funder.startswith("XX-DEMO-")
+    _wait_until(lambda: _text(dash_duo, ids.HEADLINE_USD) == before, message="the figures to come back")
+
     # A shared URL restores the view.
     dash_duo.driver.get(dash_duo.server_url + "/?theme=WASH&country=KEN")
     assert _wait_change(dash_duo, ids.HEADLINE_USD, "…") == kenya_total
