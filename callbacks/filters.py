@@ -21,9 +21,18 @@ def controls_to_filters(
     years: list[int] | None, year_bounds: tuple[int, int], controls: dict[str, list[str] | None], keep: Filters
 ) -> Filters:
     """Filters from the controls' values; filters with no control (e.g. q, min-usd) are kept from ``keep``."""
-    values = {attr: tuple(controls.get(cid) or ()) for cid, attr in zip(CONTROL_IDS, _CONTROL_ATTRS, strict=True)}
+    values = {}
+    for cid, attr in zip(CONTROL_IDS, _CONTROL_ATTRS, strict=True):
+        value = controls.get(cid) or ()
+        if not isinstance(value, list | tuple):
+            raise FilterError(f"{attr}: expected a list of values")
+        values[attr] = tuple(value)
     year_from = year_to = None
-    if years and len(years) == 2:
+    if years:
+        if not isinstance(years, list | tuple) or len(years) != 2 or not all(
+            isinstance(y, int | float) and not isinstance(y, bool) for y in years
+        ):
+            raise FilterError("years: expected a range of two years")
         low, high = year_bounds
         year_from = int(years[0]) if int(years[0]) > low else None
         year_to = int(years[1]) if int(years[1]) < high else None

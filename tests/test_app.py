@@ -143,3 +143,16 @@ def test_content_security_policy_allows_only_this_server(demo_store):
     policy = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in policy and "frame-ancestors 'self'" in policy
     assert "unsafe-eval" not in policy and "script-src 'self' 'sha256-" in policy
+
+
+@pytest.mark.parametrize("years, controls", [
+    ("2019", {}), ([2019], {}), (["a", "b"], {}), ([True, 2020], {}),
+    ([2015, 2020], {"filters-country": "KEN"}), ([2015, 2020], {"filters-funder": {"x": 1}}),
+    ([2015, 2020], {"filters-country": ["KEN; DROP TABLE"]}),
+])
+def test_crafted_control_values_are_refused(years, controls):
+    from callbacks.filters import controls_to_filters
+    from data_sources.filters import FilterError, Filters
+
+    with pytest.raises(FilterError):
+        controls_to_filters(years, (2010, 2025), controls, keep=Filters())
