@@ -177,7 +177,10 @@ def register(app: Dash, context: AppContext) -> None:
 
     def _options(control_values: list[list[str]]) -> list[list[dict]]:
         by_id = dict(zip(CONTROL_IDS, control_values, strict=True))
-        return [queries.options_for(context.engine, kind, by_id[cid]) for cid, kind in ids.SEARCHABLE_DROPDOWNS.items()]
+        return [
+            queries.options_for(context.engine, kind, by_id[cid], found=_top_options(context, kind))
+            for cid, kind in ids.SEARCHABLE_DROPDOWNS.items()
+        ]
 
     for control_id, kind in ids.SEARCHABLE_DROPDOWNS.items():
         _register_options(app, context, control_id, kind)
@@ -201,6 +204,14 @@ def compute_filter_chips(context: AppContext, filters: Filters) -> list:
             title=f"Remove the filter {name} {label}", **{"aria-label": f"Remove the filter {name} {label}"},
         ))
     return chips
+
+
+NO_FILTERS = Filters()
+
+
+def _top_options(context: AppContext, kind: str) -> list[dict]:
+    """The largest 50 of a kind: the same for every filter state, so cached per data version only."""
+    return context.cached(f"top_options_{kind}", lambda engine, _f: queries.options(engine, kind, "", 50), NO_FILTERS)
 
 
 def _register_options(app: Dash, context: AppContext, control_id: str, kind: str) -> None:

@@ -185,9 +185,13 @@ def totals_by(engine: Engine, filters: Filters, dimension: str, limit: int = 10)
         return pd.DataFrame(conn.execute(query).mappings().all(), columns=["label", "value", "usd", "records"])
 
 
-def options_for(engine: Engine, kind: str, selected: Sequence[str], search: str = "", limit: int = 50) -> list[dict]:
-    """Options matching ``search`` plus the ``selected`` values, labelled, so a dropdown can show them."""
-    found = options(engine, kind, search, limit)
+def options_for(
+    engine: Engine, kind: str, selected: Sequence[str], search: str = "", limit: int = 50,
+    found: list[dict] | None = None,
+) -> list[dict]:
+    """Options matching ``search`` (or ``found``, already fetched) plus the ``selected`` values,
+    labelled, so a dropdown can show them."""
+    found = options(engine, kind, search, limit) if found is None else list(found)
     known = {o["value"] for o in found}
     missing = [v for v in selected if v not in known]
     if missing:
