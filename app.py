@@ -154,11 +154,15 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
     app.server.secret_key = config.secret_key()
     _protect(app)
 
+    def layout_inputs(engine, _filters):
+        # Whole-table scans: cached per data version, not paid on every page load.
+        bounds = queries.year_bounds(engine) or (2000, 2025)
+        themes = [o["value"] for o in queries.options(engine, "theme", limit=100)]
+        return bounds, themes, _demo_label(engine)
+
     def serve_layout():
         try:
-            bounds = queries.year_bounds(engine) or (2000, 2025)
-            themes = [o["value"] for o in queries.options(engine, "theme", limit=100)]
-            return page(bounds, themes, _demo_label(engine))
+            return page(*context.cached("layout_inputs", layout_inputs, Filters()))
         except DBAPIError:
             logger.warning("database unavailable while serving the page")
             return unavailable_page(DATABASE_AWAY.replace("change a filter or reload", "reload"))

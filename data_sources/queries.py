@@ -158,8 +158,9 @@ BREAKDOWNS = ("year", "funder", "recipient", "theme")
 
 
 def totals_by(engine: Engine, filters: Filters, dimension: str, limit: int = 10) -> pd.DataFrame:
-    """USD and records per year (all years) or per funder, recipient or theme (the ``limit`` largest),
-    counted once; ``value`` is what the matching filter takes (an org's id where it has one)."""
+    """USD per year (all years) or per funder, recipient or theme (the ``limit`` largest), counted
+    once; ``value`` is what the matching filter takes (an org's id where it has one). No distinct
+    record counts: the charts do not show them, and they are the costly part at scale."""
     if dimension == "year":
         label = value = A.year
     elif dimension == "theme":
@@ -172,8 +173,7 @@ def totals_by(engine: Engine, filters: Filters, dimension: str, limit: int = 10)
     usd = func.coalesce(func.sum(A.amount_usd), 0.0)
     group = value if dimension in ("funder", "recipient") else label
     query = (
-        select(label.label("label"), value.label("value"), usd.label("usd"),
-               func.count(distinct(_record_key())).label("records"))
+        select(label.label("label"), value.label("value"), usd.label("usd"))
         .where(_counted(filters), value.is_not(None))
         .group_by(group)
     )
@@ -182,7 +182,7 @@ def totals_by(engine: Engine, filters: Filters, dimension: str, limit: int = 10)
     else:
         query = query.order_by(usd.desc(), group).limit(limit)
     with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(query).mappings().all(), columns=["label", "value", "usd", "records"])
+        return pd.DataFrame(conn.execute(query).mappings().all(), columns=["label", "value", "usd"])
 
 
 def options_for(
