@@ -35,7 +35,8 @@ Mapping rules
   for a flow. A cell that is not a finite number -> ``Rejection`` (field = the column's name) for
   that flow only. ``1,234.5`` is read with a thousands comma; ``0,5`` and ``1.234,5`` with a
   decimal comma only in ``;``-separated files (European spreadsheets); spaces and currency marks
-  are dropped (``textfiles.parse_amount``). Negative amounts (reflows) are kept.
+  are dropped (``textfiles.parse_amount``). Negative amounts (reflows) are kept. A value that is
+  no longer finite once multiplied by the units (``1e308`` millions) is rejected too.
 * Units: ``amount = value * units``; ``currency`` ``USD`` and ``amount_usd = amount`` (the source
   states US dollars, so no exchange rate is applied). ``units`` is ``read``'s parameter (1e6 for
   USD millions, 1e3 for thousands, 1 for dollars); ``None`` (default) detects it, first match wins:
@@ -82,7 +83,10 @@ Mapping rules
 * ``title`` = ``ProjectTitle``, else ``ShortDescription``; ``description`` = ``LongDescription``,
   else ``ShortDescription`` when it is not already the title.
 * Rows with more cells than the header are rejected (field ``row``); shorter rows are padded
-  with empty cells (trailing empty cells are often left out); blank lines are skipped.
+  with empty cells (trailing empty cells are often left out); blank lines are skipped. The last
+  row of a file cut short (no line break after it and fewer cells than the header, or inside a
+  quoted cell) is rejected as truncated instead, naming the column where it stops. A line over
+  4 MiB is a ``LoadError``.
 """
 
 from __future__ import annotations
@@ -103,7 +107,7 @@ from pathlib import Path
 from . import geography, themes
 from .errors import LoadError, Rejection
 from .records import Place, SectorShare, SourceRecord
-from .textfiles import guess_utf16, open_text, parse_amount
+from .textfiles import BoundedLines, cut_short, guess_utf16, open_text, parse_amount
 
 NAME = "oecd_crs"
 
@@ -115,6 +119,9 @@ _HEADER_SCAN_LINES = 21  # the header row may follow up to 20 note lines
 _DELIMITERS = ("|", ";", "\t", ",")
 _MAX_NAME_CHARS, _MAX_NAME_WORDS = 64, 5  # a header cell longer than this is text, not a column name
 _FIELD_SIZE_LIMIT = 16 * 1024 * 1024  # long descriptions are longer than csv's 128 KiB default
+# The longest line read: csv holds a line and its cells in memory, so a file without line breaks
+# (a 50 MB line of "a,b,c,...") would take gigabytes; rows with long descriptions are far shorter.
+_MAX_LINE_CHARS = 4 * 1024 * 1024
 
 # Canonical field -> normalised column names (lower case, letters and digits only).
 _COLUMNS: dict[str, tuple[str, ...]] = {
@@ -366,7 +373,7 @@ def read(path: Path, units: float | None = None) -> Iterator[SourceRecord | Reje
         line_number = 0
         line = ""
         try:
-            for line_number, line in enumerate(iter(stream.readline, ""), start=1):
+            for line_number, line in enumerate(BoundedLines(stream, file, _MAX_LINE_CHARS), start=1):
                 found = _find_header(line)
                 if found is not None or line_number >= _HEADER_SCAN_LINES:
                     break
@@ -375,7 +382,7 @@ def read(path: Path, units: float | None = None) -> Iterator[SourceRecord | Reje
         except UnicodeDecodeError as exc:
             raise LoadError(file, f"bad text encoding: {exc.reason}") from None
         if found is None:
-            if line_number == 0:
+            if not notes:  # no line, or only blank ones
                 raise LoadError(file, "the file is empty")
             raise LoadError(
                 file,
@@ -392,7 +399,8 @@ def _rows(file: str, stream: io.TextIOBase, plan: _Plan, header_line: int) -> It
     quoting = csv.QUOTE_NONE if plan.quotes_are_text else csv.QUOTE_MINIMAL
     if csv.field_size_limit() < _FIELD_SIZE_LIMIT:
         csv.field_size_limit(_FIELD_SIZE_LIMIT)
-    reader = csv.reader(stream, delimiter=plan.delimiter, quoting=quoting)
+    lines = BoundedLines(stream, file, _MAX_LINE_CHARS, first=header_line + 1)
+    reader = csv.reader(lines, delimiter=plan.delimiter, quoting=quoting)
     # Occurrences per row digest (an int, the smallest thing to keep per row) to number identical rows.
     seen: dict[int, int] = {}
     width = len(header.names)
@@ -408,6 +416,11 @@ def _rows(file: str, stream: io.TextIOBase, plan: _Plan, header_line: int) -> It
                 key = f"{key}~{count}"
             if len(cells) > width:
                 yield Rejection(key, "row", f"line {line}: {len(cells)} cells, the header has {width}")
+                continue
+            # A truncated file's last row, not one whose trailing empty cells were left out.
+            if cut := cut_short(lines, cells, width, plan.delimiter, quoting):
+                column, reason = cut
+                yield Rejection(key, header.names[column] or "row", f"line {line}: {reason}")
                 continue
             cells = cells + [""] * (width - len(cells))
             yield from _row_records(plan, cells, key, line)
@@ -546,7 +559,12 @@ def _row_records(plan: _Plan, cells: list[str], key: str, line: int) -> Iterator
             continue
         if value:  # None (empty) and 0 are no money
             # In decimal, so 0.00631298 (millions) becomes 6312.98, not 6312.9800000000005.
-            values[flow] = float(Decimal(repr(value)) * Decimal(repr(plan.units[flow])))
+            amount = float(Decimal(repr(value)) * Decimal(repr(plan.units[flow])))
+            if not math.isfinite(amount):  # 1e308 millions is infinity, which failed the whole load
+                reason = f"line {line}: {value!r} times {plan.units[flow]:g} is too large to be an amount"
+                yield Rejection(record_id, column.name, reason)
+                continue
+            values[flow] = amount
     if not values:
         return
 

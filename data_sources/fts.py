@@ -12,7 +12,8 @@ Formats
   never followed: each page file is a separate load and ``meta.nextLink`` is ignored by ``read``.
   For URLs, ``next_link`` lets the fetcher (``remote.fetch_fts``) walk the pages into one file.
 * CSV: the flattened flow tables HDX publishes (``fts_incoming_funding_afg.csv``,
-  ``fts_internal_funding_afg.csv``, ``fts_outgoing_funding_*.csv``): UTF-8 (a BOM is tolerated),
+  ``fts_internal_funding_afg.csv``, ``fts_outgoing_funding_*.csv``): encoding sniffed as for the
+  other tables (UTF-8 with or without BOM, UTF-16 with BOM, else cp1252, else Latin-1; the JSON too),
   comma-separated, a header row with ``id``, ``amountUSD``, ``srcOrganization``,
   ``destLocations``..., and optionally an HXL hashtag row (``#date``...) which is skipped. Streamed
   row by row. Multi-valued cells are joined with ``,`` and no space (``AFG,JOR``,
@@ -37,7 +38,9 @@ Mapping rules (JSON field / CSV column)
   rate); missing or not a finite number -> rejected (field ``amountUSD``). ``amount``/``currency`` =
   ``originalAmount``/``originalCurrency`` when both are given (and the original amount is not 0
   while amountUSD is not, which would make the stated rate meaningless), else ``amountUSD`` in
-  ``USD``. ``exchangeRate`` is not used: amount_usd / amount is the rate. Negative amounts are kept.
+  ``USD``. ``exchangeRate`` is not used: amount_usd / amount is the rate. Amounts are plain
+  numbers as the API writes them: thousands separators, decimal commas, words, NaN and infinity
+  (or an integer too large for a float) are rejected. Negative amounts are kept, zero ones too.
 * ``date`` = ``date`` cut to YYYY-MM-DD (no time-zone shift). ``year`` = the destination
   ``UsageYear`` when there is exactly one (CSV: ``destUsageYearStart`` = ``destUsageYearEnd``),
   else the year of ``date``: the usage year is the year the money is for, which is what FTS
@@ -77,9 +80,7 @@ Mapping rules (JSON field / CSV column)
 
 from __future__ import annotations
 
-import codecs
 import csv
-import json
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -88,7 +89,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from . import geography
+from . import geography, textfiles
 from .errors import LoadError, Rejection
 from .records import Place, SectorShare, SourceRecord
 from .textfiles import parse_iso_date, read_head
@@ -106,9 +107,9 @@ _SUMMARY_COLUMNS = {"requirements", "funding"}
 
 # A comma with no space after it separates values; "Housing, Land and Property" keeps its comma.
 _CELL_SEPARATOR = re.compile(r",(?!\s)")
-_JSON_FLOWS_KEY = re.compile(rb'"flows"\s*:\s*\[')
-_JSON_EMPTY_FLOWS = re.compile(rb'"flows"\s*:\s*\[\s*\]')
-_FLOW_FIELDS = (b'"sourceObjects"', b'"destinationObjects"', b'"amountUSD"')
+_JSON_FLOWS_KEY = re.compile(r'"flows"\s*:\s*\[')
+_JSON_EMPTY_FLOWS = re.compile(r'"flows"\s*:\s*\[\s*\]')
+_FLOW_FIELDS = ('"sourceObjects"', '"destinationObjects"', '"amountUSD"')
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
@@ -117,18 +118,23 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 def detect(head: bytes) -> bool:
-    """Whether ``head`` (the first bytes of a file) is FTS flow JSON or an HDX FTS flow CSV."""
-    stripped = head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")
-    if stripped.startswith(b"{"):
+    """Whether ``head`` (the first bytes of a file) is FTS flow JSON or an HDX FTS flow CSV.
+
+    Never raises: the head is decoded leniently (BOM, UTF-16, cp1252) and split without ``csv``
+    errors (a bare "\\r" in a binary head made ``csv`` raise).
+    """
+    if head.startswith((b"PK", textfiles.XLS_MAGIC)):
+        return False
+    stripped = textfiles.decode_head(head).lstrip(" \t\r\n")
+    if stripped.startswith("{"):
         # A "flows" array, plus a flow's own fields (or an empty last page): the plan overview,
         # location lookup and other JSON never have both.
         if not _JSON_FLOWS_KEY.search(stripped):
             return False
         return any(key in stripped for key in _FLOW_FIELDS) or bool(_JSON_EMPTY_FLOWS.search(stripped))
-    if stripped.startswith((b"[", b"<", b"PK")):
+    if stripped.startswith(("[", "<")):
         return False
-    header = _header_cells(stripped.split(b"\n", 1)[0].rstrip(b"\r"))
-    return _is_flow_header(header)
+    return _is_flow_header(textfiles.split_line(textfiles.first_line(stripped)))
 
 
 def next_link(document: dict[str, Any], base_url: str | None = None) -> str | None:
@@ -181,23 +187,18 @@ def read(path: Path) -> Iterator[SourceRecord | Rejection]:
     """Yield one ``SourceRecord`` per flow of an FTS flow JSON or CSV file, or a ``Rejection``."""
     path = Path(path)
     head = read_head(path)
-    stripped = head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")
+    stripped = textfiles.decode_head(head).lstrip(" \t\r\n\ufeff")
     if not stripped:
         raise LoadError(str(path), "the file is empty")
-    flows = _json_flows(path) if stripped.startswith((b"{", b"[")) else _csv_flows(path)
+    flows = _json_flows(path) if stripped.startswith(("{", "[")) else _csv_flows(path)
     seen: set[str] = set()
     for flow in flows:
         yield flow if isinstance(flow, Rejection) else _record(flow, seen)
 
 
 def _json_flows(path: Path) -> Iterator[_Flow | Rejection]:
-    try:
-        with open(path, "rb") as fh:
-            document = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise LoadError(str(path), f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
-    except UnicodeDecodeError as exc:
-        raise LoadError(str(path), f"not valid JSON: bad text encoding ({exc.reason})") from exc
+    # Also refuses, as LoadError, nesting too deep for json.loads (RecursionError) and 5000-digit ints.
+    document = textfiles.read_json(path)
     data = document.get("data") if isinstance(document, dict) else None
     if not isinstance(data, dict) or not isinstance(data.get("flows"), list):
         raise LoadError(str(path), _not_flows_reason(document))
@@ -252,9 +253,11 @@ def _location(obj: dict[str, Any]) -> str | None:
     return _text(obj.get("iso3")) or _text(obj.get("name"))
 
 
-def _csv_flows(path: Path) -> Iterator[_Flow]:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+def _csv_flows(path: Path) -> Iterator[_Flow | Rejection]:
+    # Encoding sniffed like the other tables (BOM, UTF-16, cp1252/Latin-1), not UTF-8 only.
+    with textfiles.open_text(path) as handle:
+        lines = textfiles.BoundedLines(handle, str(path))
+        reader = csv.reader(lines)
         try:
             header = [h.strip() for h in next(reader, [])]
             columns = set(header)
@@ -266,11 +269,16 @@ def _csv_flows(path: Path) -> Iterator[_Flow]:
             for number, values in enumerate(reader, start=2):  # spreadsheet row numbers
                 if not any(v.strip() for v in values):
                     continue
+                if cut := textfiles.cut_short(lines, values, len(header)):  # a truncated file's last row
+                    column, reason = cut
+                    title = (header[column] if column < len(header) else "") or f"column {column + 1}"
+                    yield Rejection(f"row {number}", title, reason)
+                    continue
                 if values[0].lstrip().startswith("#"):
                     continue  # the HXL hashtag row HDX adds under the header
                 yield _csv_flow(dict(zip(header, values, strict=False)), f"row {number}")
         except UnicodeDecodeError as exc:
-            raise LoadError(str(path), f"not UTF-8 text near line {reader.line_num + 1}: {exc.reason}") from exc
+            raise LoadError(str(path), f"bad text encoding near line {reader.line_num + 1}: {exc.reason}") from exc
         except csv.Error as exc:
             raise LoadError(str(path), f"CSV cannot be parsed near line {reader.line_num}: {exc}") from exc
 
@@ -307,11 +315,6 @@ def _split_cell(value: str | None) -> list[str]:
     return [part.strip() for part in _CELL_SEPARATOR.split(value) if part.strip()]
 
 
-def _header_cells(line: bytes) -> list[str]:
-    text = line.decode("utf-8", errors="replace")
-    return [cell.strip() for cell in next(csv.reader([text]), [])]
-
-
 def _is_flow_header(header: Iterable[str]) -> bool:
     columns = set(header)
     return _FLOW_COLUMNS <= columns and bool(_PARTY_COLUMNS & columns)
@@ -330,10 +333,12 @@ def _record(flow: _Flow, seen: set[str]) -> SourceRecord | Rejection:
 
     status = (_text(flow.status) or "").lower()
     if status not in FLOW_TYPES:
-        return Rejection(record_id, "status", f"status {flow.status!r} is not paid, commitment or pledge")
+        reason = f"status {textfiles.shown(flow.status)} is not paid, commitment or pledge"
+        return Rejection(record_id, "status", reason)
     amount_usd = _number(flow.amount_usd)
     if amount_usd is None:
-        reason = "no amountUSD" if _text(flow.amount_usd) is None else f"amountUSD {flow.amount_usd!r} is not a number"
+        shown = textfiles.shown(flow.amount_usd)
+        reason = "no amountUSD" if _text(flow.amount_usd) is None else f"amountUSD {shown} is not a number"
         return Rejection(record_id, "amountUSD", reason)
     amount, currency = amount_usd, "USD"
     original = _number(flow.original_amount)
@@ -347,7 +352,7 @@ def _record(flow: _Flow, seen: set[str]) -> SourceRecord | Rejection:
     if year is None and day is not None:
         year = int(day[:4])
     if year is None:
-        reason = "no date" if _text(flow.date) is None else f"date {flow.date!r} is not a date"
+        reason = "no date" if _text(flow.date) is None else f"date {textfiles.shown(flow.date)} is not a date"
         return Rejection(record_id, "date", reason + " and no single usage year")
 
     funder_name, funder_type = _orgs(flow.funders)
@@ -401,7 +406,10 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer too large for a float (it crashed the load)
+            return None
     else:
         text = str(value).strip()
         if not _NUMBER.fullmatch(text):

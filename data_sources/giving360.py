@@ -5,15 +5,23 @@ One ``SourceRecord`` per grant (``flow_type`` ``grant``).
 Formats
 -------
 * JSON: a package ``{"grants": [...], ...}`` (other top-level keys are ignored); read whole with
-  ``json.loads`` (packages are at most tens of MB). Invalid JSON raises ``LoadError`` with the
-  line and column.
+  ``json.loads`` (packages are at most tens of MB). Encoding: UTF-8 (with or without BOM), UTF-16
+  with BOM, else cp1252/Latin-1 (``textfiles.read_json``). Invalid JSON raises ``LoadError`` with
+  the line and column; so does nesting too deep to read.
 * XLSX: every sheet whose header row (one of its first 10 rows) has the 360Giving titles
   ``Identifier``, ``Amount Awarded`` and a ``Funding Org:...`` column is read, row by row
   (openpyxl read-only); other sheets ("Meta", "Summary", ...) are skipped. Multi-table workbooks
   whose beneficiary locations etc. sit on separate sheets are not joined: only the grants sheet
-  is read.
+  is read. Hidden sheets are never read (a hidden copy of the grants must not double or replace
+  the visible one); when the only sheets with the titles are hidden, ``LoadError`` says so.
+  Formulas give their saved values; one saved without a value rejects its grant naming the
+  field; merged cells and dates typed as Excel serial numbers are read as shown
+  (``textfiles``, "XLSX").
 * CSV: encoding sniffed (UTF-8 with or without BOM, UTF-16 with BOM, else cp1252, else latin-1),
-  delimiter sniffed from the header line (``,`` ``;`` tab ``|``), read row by row.
+  delimiter sniffed from the header line (``,`` ``;`` tab ``|``), read row by row; lines end
+  with LF, CRLF or CR, mixed. A line over 1 MiB is a ``LoadError``; the last row of a file cut
+  short (fewer cells than the header and no final line break, or inside a quoted cell) is
+  rejected as truncated, naming the column where it stops.
 * Column titles match case-insensitively and whitespace-tolerantly: ``Identifier``,
   ``Amount Awarded``, ``Recipient Org:Identifier``, numbered ``Beneficiary Location:1:Name``
   ... and the JSON-path style (``id``, ``amountAwarded``, ``recipientOrganization/0/id``). An
@@ -28,7 +36,10 @@ Mapping rules
 * ``amount`` = ``amountAwarded`` as a float; text such as ``"£1,234.50"`` or ``"1,234"`` is
   parsed (currency symbols and codes, spaces and thousands commas dropped; a decimal point only,
   so ``"12,5"`` is not a number: ``textfiles.parse_amount``). Missing or not a finite number
-  -> rejected (field ``Amount Awarded``). Negative amounts are kept.
+  -> rejected (field ``Amount Awarded``): NaN, ``"Infinity"``, words (``"one thousand"``) and a
+  decimal comma (``"1.234,56"``, ``"1 234,56"``) are; the Swiss ``"1'234.56"`` is read.
+  Negative amounts are kept (corrections), and so are zero amounts (a grant of 0 is stated, not
+  missing).
 * ``currency`` = ``currency`` upper-cased; missing or not three letters -> rejected (``Currency``).
 * ``date`` / ``year`` from ``awardDate``: ISO dates and datetimes (the date part is taken as
   written, no time-zone shift), Excel date cells (and Excel serial numbers in XLSX), ``yyyy/mm/dd``
@@ -63,9 +74,7 @@ Mapping rules
 
 from __future__ import annotations
 
-import codecs
 import csv
-import json
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -153,18 +162,20 @@ def detect(head: bytes) -> bool:
     """Whether ``head`` (the first bytes of a file) looks like 360Giving JSON, CSV or XLSX.
 
     For a zip this only says "it may be a workbook"; ``sniff_xlsx`` confirms from the titles.
+    Never raises: any head that cannot be read as one of these is simply not 360Giving.
     """
     if head.startswith(b"PK\x03\x04"):
         return b"xl/" in head
-    stripped = head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")
-    if stripped.startswith(b"{"):
-        return _has_top_level_grants(stripped.decode("utf-8", errors="replace"))
-    if stripped.startswith((b"<", b"[")) or head.startswith(b"\xd0\xcf\x11\xe0"):
+    if head.startswith(textfiles.XLS_MAGIC):
         return False
-    line = _first_line(head)
-    if line is None:
+    # Decoded first (BOM, UTF-16, cp1252), so that a UTF-16 package is recognised too.
+    text = textfiles.decode_head(head).lstrip(" \t\r\n")
+    if text.startswith("{"):
+        return _has_top_level_grants(text)
+    if not text or text.startswith(("<", "[")):
         return False
-    return _is_grant_header(_split_header(line))
+    # The first line whatever ends it: a bare "\r" made csv raise here (e.g. on a .dbf file).
+    return _is_grant_header(_split_header(textfiles.first_line(text)))
 
 
 def sniff_xlsx(path: Path) -> bool:
@@ -194,22 +205,8 @@ def _has_top_level_grants(text: str) -> bool:
     return False
 
 
-def _first_line(head: bytes) -> str | None:
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
-        return text.splitlines()[0] if text.strip() else None
-    raw = head.split(b"\n", 1)[0].rstrip(b"\r")
-    if raw.startswith(codecs.BOM_UTF8):
-        raw = raw[3:]
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace")
-
-
 def _split_header(line: str) -> list[_Path | None]:
-    cells = next(csv.reader([line], delimiter=sniff_delimiter(line)), [])
-    return _header_paths(cells)
+    return _header_paths(textfiles.split_line(line, sniff_delimiter(line)))
 
 
 # --------------------------------------------------------------------------- column titles
@@ -321,13 +318,17 @@ def read(path: Path) -> Iterator[SourceRecord | Rejection]:
         raise LoadError(str(path), "the file is empty")
     textfiles.refuse_old_xls(path, head)
     if head.startswith(textfiles.XLSX_MAGIC):
-        grants: Iterator[tuple[str, dict[str, Any], bool]] = _xlsx_grants(path)
-    elif head.lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith((b"{", b"[")):
+        grants: Iterator[tuple[str, dict[str, Any], bool] | Rejection] = _xlsx_grants(path)
+    elif textfiles.decode_head(head).lstrip(" \t\r\n").startswith(("{", "[")):
         grants = _json_grants(path)
     else:
         grants = _csv_grants(path)
     seen: dict[str, str] = {}
-    for where, grant, excel in grants:
+    for item in grants:
+        if isinstance(item, Rejection):
+            yield item
+            continue
+        where, grant, excel = item
         result = _grant_to_record(grant, where, excel)
         if isinstance(result, SourceRecord):
             first = seen.get(result.record_id)
@@ -339,14 +340,8 @@ def read(path: Path) -> Iterator[SourceRecord | Rejection]:
 
 
 def _json_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
-    try:
-        package = json.loads(path.read_bytes())
-    except json.JSONDecodeError as exc:
-        raise LoadError(
-            str(path), f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise LoadError(str(path), f"not valid JSON: bad text encoding ({exc.reason})") from exc
+    # Also refuses, as LoadError, nesting too deep for json.loads (RecursionError) and 5000-digit ints.
+    package = textfiles.read_json(path)
     if not isinstance(package, dict) or not isinstance(package.get("grants"), list):
         raise LoadError(str(path), 'not a 360Giving package: no top-level "grants" list')
     for i, grant in enumerate(package["grants"]):
@@ -361,6 +356,7 @@ def _json_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
 def _xlsx_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
     with textfiles.open_workbook(path) as wb:
         found = False
+        hidden: list[str] = []
         for ws in wb.worksheets:
             paths = None
             for rownum, values in textfiles.sheet_rows(ws):
@@ -369,12 +365,21 @@ def _xlsx_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
                         break  # no 360Giving titles on this sheet (e.g. "Meta", "Summary")
                     candidate = _header_paths(values)
                     if _is_grant_header(candidate):
+                        if not textfiles.visible(ws):
+                            hidden.append(ws.title)  # hidden grants (an old copy?) are never read
+                            break
                         paths, found = candidate, True
                     continue
                 grant = _row_to_grant(paths, values)
                 if grant is not None:
                     where = f"row {rownum}" if len(wb.worksheets) == 1 else f"{ws.title!r} row {rownum}"
                     yield where, grant, True
+        if not found and hidden:
+            raise LoadError(
+                str(path),
+                f"the only sheets with 360Giving column titles are hidden ({', '.join(map(repr, hidden))}); "
+                "hidden sheets are not read: unhide the grants sheet to load it",
+            )
         if not found:
             raise LoadError(
                 str(path),
@@ -382,9 +387,11 @@ def _xlsx_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
             )
 
 
-def _csv_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
+def _csv_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool] | Rejection]:
     with textfiles.open_text(path) as fh:
-        reader = csv.reader(fh, delimiter=textfiles.sniff_header_delimiter(fh))
+        delimiter = textfiles.sniff_header_delimiter(fh)
+        lines = textfiles.BoundedLines(fh, str(path))
+        reader = csv.reader(lines, delimiter=delimiter)
         try:
             header = next(reader, [])
             paths = _header_paths(header)
@@ -395,11 +402,20 @@ def _csv_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
                     "Funding Org:...)",
                 )
             for rownum, values in enumerate(reader, start=2):
+                if cut := textfiles.cut_short(lines, values, len(header), delimiter):  # a truncated file's last row
+                    column, reason = cut
+                    yield Rejection(f"row {rownum}", _column_title(header, column), reason)
+                    continue
                 grant = _row_to_grant(paths, values)
                 if grant is not None:
                     yield f"row {rownum}", grant, False
         except csv.Error as exc:
             raise LoadError(str(path), f"CSV cannot be parsed near line {reader.line_num}: {exc}") from exc
+
+
+def _column_title(header: list[str], index: int) -> str:
+    title = header[index].strip() if index < len(header) else ""
+    return title or f"column {index + 1}"
 
 
 # --------------------------------------------------------------------------- one grant
@@ -429,7 +445,7 @@ def _optional_date(value: Any, excel: bool) -> str | None:
 def _coordinate(value: Any, limit: float) -> float | None:
     try:
         number = float(value) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer too large for a float
         return None
     if number is None or not math.isfinite(number) or abs(number) > limit:
         return None
@@ -553,7 +569,7 @@ def _grant_to_record(grant: dict[str, Any], where: str, excel: bool) -> SourceRe
     if currency is None:
         return Rejection(grant_id, "Currency", "missing")
     if not _CURRENCY.fullmatch(currency.upper()):
-        return Rejection(grant_id, "Currency", f"not an ISO 4217 currency code: {currency!r}")
+        return Rejection(grant_id, "Currency", f"not an ISO 4217 currency code: {textfiles.shown(currency)}")
 
     try:
         awarded = parse_date(grant.get("awardDate"), excel=excel)

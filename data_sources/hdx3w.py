@@ -12,10 +12,13 @@ Formats
   untagged columns are allowed and ignored). Rows above it are ignored; rows below it are data.
 * CSV: encoding sniffed (UTF-8 with or without BOM, UTF-16 with BOM, else cp1252, else latin-1);
   delimiter ``,`` ``;`` tab or ``|``, the one under which the hashtag row has the most tags;
-  read row by row. XLSX: every sheet with a hashtag row naming an organisation column (see
+  read row by row (a line over 1 MiB is a ``LoadError``; a last row cut short is rejected as
+  truncated). XLSX: every visible sheet with a hashtag row naming an organisation column (see
   below) is read row by row (openpyxl read-only); other sheets (instructions, P-code lists) are
-  skipped. Old binary ``.xls`` and JSON/XML files raise ``LoadError``; so does a table without a
-  hashtag row in its first 25 rows, or without an implementer or funder name/acronym column
+  skipped, hidden ones always (``LoadError`` when only hidden sheets have hashtags). Formulas,
+  merged cells and serial-number dates follow ``textfiles`` ("XLSX"). Old binary ``.xls``
+  and JSON/XML files raise ``LoadError``; so does a table without a hashtag row in its first 25
+  rows, or without an implementer or funder name/acronym column
   (``#org``, ``#org+name``, ``#org+acronym``, ``#org+impl...``, ``#org+funder...``).
 * ``detect`` claims a CSV head with a hashtag row in its first 25 rows (never JSON, XML or binary
   heads: the HDX CKAN metadata JSON mentions hashtags but is not a table) and, for a zip head,
@@ -200,7 +203,8 @@ def _best_delimiter(text: str) -> str | None:
     """The delimiter under which the first rows hold the hashtag row with the most tags."""
     best, best_count = None, 0
     for delimiter in _DELIMITERS:
-        reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+        # newline="": rows end at \n, \r\n or a bare \r, as in the file (csv would raise on a bare \r).
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         count = 0
         try:
             for _, row in zip(range(SCAN_ROWS), reader, strict=False):
@@ -429,7 +433,8 @@ def _read_csv(path: Path, default_year: int | None) -> Iterator[SourceRecord | R
         if delimiter is None:
             raise _no_hashtags(file)
         fh.seek(0)
-        reader = csv.reader(fh, delimiter=delimiter)
+        lines = textfiles.BoundedLines(fh, file)
+        reader = csv.reader(lines, delimiter=delimiter)
         try:
             rows = enumerate(reader, start=1)
             layout = _find_layout(rows)
@@ -437,7 +442,13 @@ def _read_csv(path: Path, default_year: int | None) -> Iterator[SourceRecord | R
                 raise _no_hashtags(file)
             if not layout.has_org:
                 raise _no_org(file)
+            width = len(layout.tags)
             for rownum, values in rows:
+                if cut := textfiles.cut_short(lines, values, width, delimiter):  # a truncated file's last row
+                    column, reason = cut
+                    tag = layout.tags[column] if column < width else None
+                    yield Rejection(f"row{rownum}", tag.text if tag else f"column {column + 1}", reason)
+                    continue
                 result = _row_to_record(layout, values, f"row{rownum}", False, default_year)
                 if result is not None:
                     yield result
@@ -460,12 +471,16 @@ def _read_xlsx(path: Path, default_year: int | None) -> Iterator[SourceRecord | 
     with textfiles.open_workbook(path) as wb:
         several = len(wb.worksheets) > 1
         found_tags = found_org = False
+        hidden: list[str] = []
         for ws in wb.worksheets:
             # Some writers store a wrong sheet size ("A1"); read-only mode would then cut the rows.
             rows = textfiles.sheet_rows(ws, reset_dimensions=True)
             layout = _find_layout(rows)
             if layout is None:
                 continue  # no hashtags: an instructions or summary sheet
+            if not textfiles.visible(ws):
+                hidden.append(ws.title)  # hidden sheets are never read (lookup lists, old copies)
+                continue
             found_tags = True
             if not layout.has_org:
                 continue  # e.g. a sheet of admin P-codes for a 3W template's drop-downs
@@ -475,6 +490,12 @@ def _read_xlsx(path: Path, default_year: int | None) -> Iterator[SourceRecord | 
                 result = _row_to_record(layout, values, f"{prefix}row{rownum}", True, default_year)
                 if result is not None:
                     yield result
+        if not found_tags and hidden:
+            raise LoadError(
+                file,
+                f"the only sheets with an HXL hashtag row are hidden ({', '.join(map(repr, hidden))}); "
+                "hidden sheets are not read: unhide the 3W sheet to load it",
+            )
         if not found_tags:
             raise _no_hashtags(file)
         if not found_org:
@@ -496,7 +517,7 @@ def _coordinate(value: Any, limit: float) -> float | None:
         value = value.strip().replace(",", ".") if value.count(",") == 1 and "." not in value else value.strip()
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a workbook integer too large for a float
         return None
     return number if math.isfinite(number) and abs(number) <= limit else None
 
@@ -520,10 +541,12 @@ def _year_in(value: Any) -> int | None:
     """A 4-digit year stated in a cell ("2024", 2024, "Q1 2024"), or None."""
     if isinstance(value, (datetime, date)):
         return value.year if 1900 <= value.year <= 2100 else None
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return int(value) if float(value).is_integer() and 1900 <= value <= 2100 else None
+    if isinstance(value, bool) or value is None or isinstance(value, textfiles.FormulaWithoutValue):
+        return None  # (a formula's text may hold a year that is not the cell's value)
+    if isinstance(value, int):  # compared as an int: float() of a huge workbook integer overflows
+        return value if 1900 <= value <= 2100 else None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and 1900 <= value <= 2100 else None
     found = {int(y) for y in _YEAR_IN_TEXT.findall(str(value))}
     return found.pop() if len(found) == 1 else None
 
@@ -615,7 +638,8 @@ def _row_to_record(
                 currency = currency.upper()
                 if not re.fullmatch(r"[A-Z]{3}", currency):
                     tag = layout.tags[layout.currency]
-                    return Rejection(record_id, tag.text if tag else "#currency", f"not an ISO 4217 code: {currency!r}")
+                    reason = f"not an ISO 4217 code: {textfiles.shown(currency)}"
+                    return Rejection(record_id, tag.text if tag else "#currency", reason)
         flow_type = next((_FLOW_BY_ATTR[a] for a in sorted(value_tag.attrs) if a in _FLOW_BY_ATTR), "")
         if not flow_type:
             status = (_text(values, layout.status) or "").lower()

@@ -9,6 +9,13 @@ Mapping rules
   The file is streamed (``iterparse`` per ``<iati-activity>``, elements freed after use), DTDs and
   entities are never loaded or expanded, comments and processing instructions are dropped, and
   elements of other namespaces (d-portal ``dstore``, USAID ``usg:``) are ignored.
+* Hostile XML: a file with a document type declaration (``<!DOCTYPE ...>``, which IATI files never
+  have: the Standard is an XML Schema) is refused with a ``LoadError`` before any record is read,
+  so entity declarations (external ``SYSTEM "file:..."`` entities, nested "billion laughs"
+  expansion) and DTDs on the network are neither read nor expanded. The parser is also set never
+  to load a DTD, resolve an entity or use the network, and keeps libxml2's limits (text nodes
+  of at most 10 MB, nesting depth, entity amplification): past them the file is refused as
+  malformed. XInclude and schema locations are never followed.
 * Activities: the first activity with a given ``iati-identifier`` is kept; a later one with the
   same identifier is rejected (field ``iati-identifier``), as is an activity with none.
 * Transactions: types 2 (outgoing commitment) -> ``commitment``, 3 -> ``disbursement``,
@@ -27,7 +34,11 @@ Mapping rules
   none (indicative) -> ``pledge``. The date is period-start (else value/@value-date).
 * Amount: the value text as an xsd:decimal (surrounding whitespace allowed; thousands
   separators, NaN and the like are rejected, field ``transaction/value`` or ``budget/value``).
-  Negative values are kept: they are corrections. Currency: value/@currency, else the
+  No thousands separators or decimal commas (``"1,234.56"``, ``"1'234.56"``, ``"1.234,56"`` are
+  rejected), nor a value too large for a float (400 digits). Negative values are kept: they are
+  corrections; zero values are kept too (stated, e.g. a cancelled commitment). The file's
+  encoding is the XML declaration's (UTF-8 without one: undeclared Latin-1 bytes are malformed
+  XML). Currency: value/@currency, else the
   activity's @default-currency, else rejected (field ``value/@currency``).
 * Date: transaction-date/@iso-date, else value/@value-date, cut to YYYY-MM-DD (datetimes are
   accepted); none valid -> rejected (field ``transaction-date/@iso-date``). ``year`` comes from
@@ -68,6 +79,7 @@ from typing import BinaryIO, TypeVar
 
 from lxml import etree
 
+from . import textfiles
 from .errors import LoadError, Rejection
 from .records import Place, SectorShare, SourceRecord
 from .textfiles import parse_iso_date
@@ -125,7 +137,11 @@ def detect(head: bytes) -> bool:
     ``<iati-organisations>`` is claimed too, so that ``read`` can say why it is not loaded
     instead of the file being reported as an unknown format.
     """
-    return _first_tag(head) in ("iati-activities", "iati-organisations")
+    if _first_tag(head) in ("iati-activities", "iati-organisations"):
+        return True
+    # A DTD may stop the parse before the root (entity amplification), or undeclared Latin-1 bytes
+    # make it invalid: claimed from the text, so that read() says what is wrong with the file.
+    return bool(_IATI_START.match(_prolog_text(head)))
 
 
 def read(path: Path) -> Iterator[SourceRecord | Rejection]:
@@ -137,8 +153,16 @@ def read(path: Path) -> Iterator[SourceRecord | Rejection]:
     except OSError as exc:
         raise LoadError(file, f"cannot open the file: {exc.strerror or exc}") from None
     with stream:
+        head = stream.read(64 * 1024)
+        if not head.strip():
+            raise LoadError(file, "not XML: the file is empty")
+        if _DOCTYPE.match(_prolog_text(head)):
+            raise LoadError(file, _DOCTYPE_REFUSED)
+        stream.seek(0)
         root = _root(stream, 64 * 1024)
         if root is not None:  # else the parse below reports where the XML goes wrong
+            if root.getroottree().docinfo.doctype:  # one the prolog check missed (a long prolog)
+                raise LoadError(file, _DOCTYPE_REFUSED)
             _check_root(file, root)
         stream.seek(0)
         seen: set[str] = set()
@@ -159,6 +183,24 @@ def read(path: Path) -> Iterator[SourceRecord | Rejection]:
 
 
 # --- file level ---------------------------------------------------------------------------
+
+
+_DOCTYPE_REFUSED = (
+    "refused: the file has a document type declaration (<!DOCTYPE ...>), which IATI files never have; "
+    "DTDs and entities are not read, so that a file cannot make the loader read local files or the network "
+    "or expand entities. Remove the <!DOCTYPE ...> part (and any &entity; references) and load it again"
+)
+# The prolog up to a DOCTYPE: the XML declaration, comments, processing instructions, whitespace.
+# Each item matches only itself (no ".*?" that could run on to a later "-->"), and the repeat is
+# possessive: a head full of comments must not make the match backtrack exponentially.
+_PROLOG = r"\A(?:\s|<\?(?:[^?]|\?(?!>))*\?>|<!--(?:[^-]|-(?!->))*-->)*+"
+_DOCTYPE = re.compile(_PROLOG + r"<!DOCTYPE\b")
+_IATI_START = re.compile(_PROLOG + r"<(?:!DOCTYPE\s+)?iati-(?:activities|organisations)\b")
+
+
+def _prolog_text(head: bytes) -> str:
+    """The start of the file as text (BOM and UTF-16 aware), for the DOCTYPE check."""
+    return textfiles.decode_head(head).lstrip("\ufeff")
 
 
 def _first_tag(head: bytes) -> str | None:
@@ -207,8 +249,21 @@ def _check_root(file: str, root: etree._Element) -> None:
 
 def _syntax_reason(exc: etree.XMLSyntaxError) -> str:
     line, column = exc.position if exc.position else (0, 0)
+    msg = exc.msg
     if not line:
-        return f"not XML: the file is empty or holds no XML element ({exc.msg})"
+        # iterparse may raise a bare "no element found" when the error is elsewhere (an undefined
+        # &entity;): the parser's log has the first fatal error with its place.
+        fatal = next((e for e in exc.error_log or () if e.level_name == "FATAL" and e.line), None)
+        if fatal is not None:
+            line, column, msg = fatal.line, fatal.column, fatal.message
+    if not line:
+        return f"not XML: the file is empty or holds no XML element ({msg})"
+    if "XML_PARSE_HUGE" in msg or "Resource limit" in msg:
+        # libxml2's limits for untrusted input (huge_tree=False), said without its jargon.
+        return (
+            f"refused at line {line}, column {column}: a text, name or nesting larger than the XML "
+            f"parser's safety limits (10 MB of text in one element) ({msg})"
+        )
     return f"malformed or truncated XML at line {line}, column {column}: {exc.msg}"
 
 
@@ -280,7 +335,7 @@ def _activity(element: etree._Element, position: int, seen: set[str]) -> Iterato
         if flow_type is None:
             if code not in _TRANSACTION_TYPES:
                 yield Rejection(
-                    record_id, "transaction-type/@code", f"unknown transaction type code {code!r}"
+                    record_id, "transaction-type/@code", f"unknown transaction type code {textfiles.shown(code)}"
                 )
             continue  # not a funding allocation (see the module docstring)
         counted = True
@@ -510,8 +565,11 @@ def _amount(value: etree._Element | None) -> tuple[float, str | None]:
     if text is None:
         return math.nan, "missing value"
     if not _DECIMAL.fullmatch(text):
-        return math.nan, f"value {text!r} is not a decimal number"
-    return float(text), None
+        return math.nan, f"value {textfiles.shown(text)} is not a decimal number"
+    number = float(text)
+    if not math.isfinite(number):  # 400 digits read as infinity, which failed the whole load
+        return math.nan, f"value {textfiles.shown(text)} is too large to be an amount"
+    return number, None
 
 
 def _currency(value: etree._Element | None, default: str | None) -> tuple[str, str | None]:
@@ -520,7 +578,7 @@ def _currency(value: etree._Element | None, default: str | None) -> tuple[str, s
         return "", "no currency: neither value/@currency nor iati-activity/@default-currency"
     currency = currency.upper()
     if not re.fullmatch(r"[A-Z]{3}", currency):
-        return "", f"currency {currency!r} is not an ISO 4217 code"
+        return "", f"currency {textfiles.shown(currency)} is not an ISO 4217 code"
     return currency, None
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import ModuleType
 
-from data_sources import crs, fts, giving360, hdx3w, iati, table
-from data_sources.errors import FormatNotRecognised
+from data_sources import crs, fts, giving360, hdx3w, iati, table, textfiles
+from data_sources.errors import FormatNotRecognised, LoadError
 
 # Order matters: the first loader whose detect() accepts the content wins.
 LOADERS: dict[str, ModuleType] = {
@@ -18,6 +19,7 @@ LOADERS: dict[str, ModuleType] = {
     table.NAME: table,  # never detected: a table needs --mapping
 }
 HEAD_BYTES = 64 * 1024
+log = logging.getLogger(__name__)
 
 
 def read_head(path: Path) -> bytes:
@@ -26,6 +28,20 @@ def read_head(path: Path) -> bytes:
 
 
 def _accepts(loader: ModuleType, head: bytes, path: Path) -> bool:
+    """Whether ``loader`` claims the file; an unexpected error in its detection means "no".
+
+    Detection must never stop a load: a detector that raises on an odd head (it did: ``csv.Error``
+    on a bare "\\r" in a .dbf file) is logged as a bug and the next loader is tried.
+    """
+    try:
+        return _claims(loader, head, path)
+    except Exception:  # noqa: BLE001 - the safety net: any detector bug is "not this format"
+        log.warning("format detection by %s failed on %s; taken as not that format", loader.NAME, path,
+                    exc_info=True)
+        return False
+
+
+def _claims(loader: ModuleType, head: bytes, path: Path) -> bool:
     if not loader.detect(head):
         return False
     # A spreadsheet's head is a zip directory: the 360Giving loader opens it to look at the titles.
@@ -45,9 +61,16 @@ def detect_format(path: Path, requested: str = "auto") -> ModuleType:
     head = read_head(path)
     if not head.strip():
         raise FormatNotRecognised(str(path), "the file is empty")
+    if head.startswith(textfiles.XLS_MAGIC):
+        raise FormatNotRecognised(
+            str(path), "an old binary .xls workbook (whatever its name says): no loader reads it; "
+            "save it as .xlsx or CSV",
+        )
     for loader in LOADERS.values():
         if _accepts(loader, head, path):
             return loader
+    if head.startswith(textfiles.XLSX_MAGIC):
+        raise FormatNotRecognised(str(path), _workbook_reason(path))
     raise FormatNotRecognised(
         str(path),
         "format not recognised from its content; expected an IATI activity XML file (<iati-activities> "
@@ -55,4 +78,20 @@ def detect_format(path: Path, requested: str = "auto") -> ModuleType:
         "OCHA FTS flow JSON or CSV, an OECD CRS file (DonorName, RecipientName, PurposeCode, USD_...), "
         "or an HDX 3W/4W table with an HXL hashtag row; for any other table use "
         "--format table --mapping FILE",
+    )
+
+
+def _workbook_reason(path: Path) -> str:
+    """Why a zip file was not recognised: not a readable workbook, or no sheet with known titles."""
+    try:
+        with textfiles.open_workbook(path) as wb:
+            for ws in wb.worksheets:  # the first rows of each sheet, as detection read them
+                for _ in textfiles.sheet_rows(ws, max_row=25):
+                    pass
+    except Exception as exc:  # noqa: BLE001 - any failure to open it is the reason given
+        return exc.reason if isinstance(exc, LoadError) else f"not a readable XLSX workbook: {exc}"
+    return (
+        "an XLSX workbook in which no sheet has 360Giving column titles (Identifier, Amount Awarded, "
+        "Funding Org:...) or an HDX HXL hashtag row in its first rows; for any other table use "
+        "--format table --mapping FILE"
     )

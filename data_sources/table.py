@@ -22,9 +22,12 @@ Mapping
 
 Reading the file
 ----------------
-* XLSX (zip content): the sheet ``[table] sheet``, default the first; values as stored (openpyxl
-  read-only, cached formula results). CSV (anything else): encoding and delimiter sniffed unless
-  ``[table] encoding`` / ``delimiter`` say. Old binary .xls is refused with a hint.
+* XLSX (zip content): the sheet ``[table] sheet`` (hidden or not), default the first visible one;
+  values as stored (openpyxl read-only, cached formula results; a formula saved without a value
+  rejects its row naming the field; merged cells as ``textfiles`` says, "XLSX"). CSV (anything
+  else): encoding and delimiter sniffed unless ``[table] encoding`` / ``delimiter`` say; a line
+  over 1 MiB is a ``LoadError``, a last row cut short is rejected as truncated. Old binary .xls is
+  refused with a hint.
 * ``[table] header_row`` (1-based, default 1) is the column titles; rows above it are ignored,
   rows below are data. A row whose cells are all empty is skipped and not counted.
 * Row numbers in messages are spreadsheet row numbers (CSV: record numbers, header included).
@@ -268,7 +271,7 @@ def parse_mapping(data: Any, origin: str = "mapping", default_name: str | None =
             raise MappingError(origin, f"[options] date_format {date_format!r} has no % directive "
                                "(such as \"%d/%m/%Y\")", key="options.date_format")
     multiplier = options.get("amount_multiplier", 1)
-    if (isinstance(multiplier, bool) or not isinstance(multiplier, int | float) or not math.isfinite(multiplier)
+    if (isinstance(multiplier, bool) or not isinstance(multiplier, int | float) or not _finite(multiplier)
             or multiplier <= 0):
         raise MappingError(origin, f"[options] amount_multiplier must be a number greater than 0, not "
                            f"{multiplier!r}", key="options.amount_multiplier")
@@ -295,6 +298,14 @@ def parse_mapping(data: Any, origin: str = "mapping", default_name: str | None =
         separator=separator,
         decimal_separator=decimal,
     )
+
+
+def _finite(value: int | float) -> bool:
+    """Whether a TOML number is finite as a float (math.isfinite raises OverflowError on a huge integer)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _suggestion(word: str, choices: Iterable[str]) -> str:
@@ -358,7 +369,7 @@ def _constant(origin: str, key: str, value: Any) -> Any:
             )
         return value
     if kind == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
             raise bad("a number")
         return float(value)
     if kind in ("latitude", "longitude"):
@@ -441,8 +452,8 @@ def read(
 
 
 def _read(path: Path, mapping: TableMapping) -> Iterator[SourceRecord | Rejection]:
-    head = textfiles.read_head(path, 8)
-    if not head:
+    head = textfiles.read_head(path)
+    if not head.strip():  # (whitespace only, too: it has no header row to match the mapping to)
         raise LoadError(str(path), "the file is empty")
     textfiles.refuse_old_xls(path, head)
     if head.startswith(textfiles.XLSX_MAGIC):
@@ -463,8 +474,12 @@ def _read_xlsx(path: Path, mapping: TableMapping) -> Iterator[SourceRecord | Rej
 
 
 def _sheet(wb: Any, path: Path, mapping: TableMapping) -> Any:
+    if not wb.worksheets:
+        raise LoadError(str(path), "the workbook has no sheet")
     if mapping.sheet is None:
-        return wb.worksheets[0]
+        # The first sheet a person sees: hidden ones (lookup lists, old copies) are read only by name.
+        shown = [ws for ws in wb.worksheets if textfiles.visible(ws)]
+        return (shown or wb.worksheets)[0]
     names = wb.sheetnames
     wanted = " ".join(mapping.sheet.split()).casefold()
     for name in names:
@@ -483,7 +498,8 @@ def _read_csv(path: Path, mapping: TableMapping) -> Iterator[SourceRecord | Reje
     try:
         with textfiles.open_text(path, encoding) as fh:
             delimiter = mapping.delimiter or textfiles.sniff_header_delimiter(fh, mapping.header_row)
-            reader = csv.reader(fh, delimiter=delimiter)
+            lines = textfiles.BoundedLines(fh, str(path))
+            reader = csv.reader(lines, delimiter=delimiter)
             try:
                 rows = enumerate(reader, start=1)
                 header = None
@@ -495,7 +511,7 @@ def _read_csv(path: Path, mapping: TableMapping) -> Iterator[SourceRecord | Reje
                     raise LoadError(str(path), f"the file has no row {mapping.header_row} ([table] header_row) "
                                     "to read the column titles from")
                 label = f"the header row (row {mapping.header_row})"
-                yield from _Rows(path, mapping, label, list(header), excel=False).records(rows)
+                yield from _Rows(path, mapping, label, list(header), excel=False).records(rows, lines, delimiter)
             except csv.Error as exc:
                 raise LoadError(str(path), f"CSV cannot be parsed near line {reader.line_num}: {exc}") from exc
     except UnicodeDecodeError as exc:
@@ -525,6 +541,7 @@ class _Rows:
         self.mapping = mapping
         self.excel = excel
         self.prefix = mapping.source_name or path.stem
+        self.header = header
         self.index: dict[str, int] = {}
         self.titles: dict[str, str] = {}
         titles = [_norm_title(h) for h in header]
@@ -550,11 +567,19 @@ class _Rows:
             self.index[key] = found[0]
             self.titles[key] = cell_text(header[found[0]]) or title
 
-    def records(self, rows: Iterable[tuple[int, Iterable[Any]]]) -> Iterator[SourceRecord | Rejection]:
+    def records(
+        self, rows: Iterable[tuple[int, Iterable[Any]]], lines: textfiles.BoundedLines | None = None,
+        delimiter: str = ",",
+    ) -> Iterator[SourceRecord | Rejection]:
         seen: dict[str, int] = {}
         for rownum, values in rows:
             cells = list(values)
             if all(cell_text(v) is None for v in cells):
+                continue
+            if lines is not None and (cut := textfiles.cut_short(lines, cells, len(self.header), delimiter)):
+                column, reason = cut  # a truncated file's last row
+                title = cell_text(self.header[column]) if column < len(self.header) else None
+                yield Rejection(f"row {rownum}", title or f"column {column + 1}", reason)
                 continue
             result = self.convert(rownum, cells)
             if isinstance(result, SourceRecord):
@@ -603,14 +628,14 @@ class _Rows:
         if currency is None:
             raise _Bad("currency", "missing")
         if not _CURRENCY.fullmatch(currency.upper()):
-            raise _Bad("currency", f"not an ISO 4217 currency code: {currency!r}")
+            raise _Bad("currency", f"not an ISO 4217 currency code: {textfiles.shown(currency)}")
         when, year = self._when(cells)
         funder_name, funder_id = self.text("funder", cells), self.text("funder_id", cells)
         if funder_name is None and funder_id is None:
             raise _Bad("funder", "missing funder")
         flow_type = (self.text("flow_type", cells) or "grant").lower()
         if flow_type not in FLOW_TYPES:
-            raise _Bad("flow_type", f"{flow_type!r} is not one of: {', '.join(FLOW_TYPES)}")
+            raise _Bad("flow_type", f"{textfiles.shown(flow_type)} is not one of: {', '.join(FLOW_TYPES)}")
         sector_cell = self.text("sector", cells)
         try:
             sectors = parse_sectors(sector_cell, m.separator) if sector_cell else []
@@ -661,7 +686,7 @@ class _Rows:
             raise _Bad("amount", "missing")
         amount = number * self.mapping.amount_multiplier
         if not math.isfinite(amount):
-            raise _Bad("amount", f"not a finite number after amount_multiplier: {raw!r}")
+            raise _Bad("amount", f"not a finite number after amount_multiplier: {textfiles.shown(raw)}")
         return amount
 
     def _date(self, key: str, cells: list[Any]) -> date | None:
@@ -684,7 +709,7 @@ class _Rows:
             if raw is not None:
                 text = cell_text(raw) or ""
                 if not re.fullmatch(r"\d{4}", text):
-                    raise _Bad("year", f"not a year: {raw!r}")
+                    raise _Bad("year", f"not a year: {textfiles.shown(raw)}")
                 year = int(text)
             elif "year" in self.mapping.constants:
                 year = self.mapping.constants["year"]
@@ -739,10 +764,10 @@ class _Rows:
         for key, raw, limit in (("latitude", lat_raw, 90), ("longitude", lon_raw, 180)):
             try:
                 number = float(raw) if not isinstance(raw, bool) else math.nan
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: a huge workbook integer
                 number = math.nan
             if not (math.isfinite(number) and -limit <= number <= limit):
-                raise _Bad(key, f"not a {key} from -{limit} to {limit}: {raw!r}")
+                raise _Bad(key, f"not a {key} from -{limit} to {limit}: {textfiles.shown(raw)}")
             point.append(number)
         return [(point[0], point[1])]
 

@@ -15,11 +15,41 @@ Files
   ``latin-1``, which decodes any byte. The whole file is checked, so a bad byte late in it cannot
   fail a load half-way. ``open_text`` opens a file as text in that encoding (or the one given),
   with ``newline=""`` as the ``csv`` module wants.
+* Detection heads: ``decode_head`` gives the text of a file's first bytes (BOM, UTF-16, else UTF-8,
+  else cp1252) and never raises; ``first_line`` ends at ``\\n``, ``\\r\\n`` or a bare ``\\r``;
+  ``split_line`` splits one CSV line and never raises (a bare ``\\r`` made ``csv`` raise).
+* ``read_json``: a whole JSON file, in the encodings above; ``LoadError`` with the line and column
+  for invalid JSON, and for nesting too deep to parse or integers too long to convert.
 * ``sniff_delimiter``: the most frequent of ``,`` ``;`` tab ``|`` (or other candidates) in a
   header line; ``sniff_header_delimiter`` does it for line N of an open file and rewinds it.
+* CSV lines: ``BoundedLines`` hands a file's lines to ``csv.reader`` and refuses (``LoadError``) a
+  line longer than ``MAX_LINE_CHARS`` (1 MiB; CRS 4 MiB), so a file without line breaks cannot
+  take gigabytes; ``cut_short`` tells when the row just read is the cut end of a truncated file
+  (the last line has no line break and the row has fewer cells than the header, or the file ends
+  inside a quoted cell): loaders reject that row naming the first missing (or the cut) column.
+  A truncated file cut inside its last, unquoted cell cannot be told from a whole one.
 * XLSX: ``open_workbook`` opens a workbook read-only with cached formula results and always
-  closes it (``LoadError`` when openpyxl cannot read it); ``sheet_rows`` numbers a sheet's rows
-  as a spreadsheet does; ``xlsx_has_row`` tells whether any sheet has a wanted row near its top.
+  closes it (``LoadError`` when openpyxl cannot read it, or when a part unpacks to more than
+  1 GiB, or to more than 100 MiB at over 500 times its packed size: a zip bomb); ``sheet_rows``
+  numbers a sheet's rows as a spreadsheet does (``LoadError`` for a sheet openpyxl fails on
+  half-way, or with a row past Excel's last, 1,048,576); ``xlsx_has_row`` tells whether any sheet
+  has a wanted row near its top; ``visible`` whether a sheet is shown. Rules for what a person
+  sees, shared by every loader that reads workbooks:
+
+  - Formulas: the value Excel or LibreOffice saved with the formula is read. A formula saved
+    without a value (openpyxl and some generators write none) is a ``FormulaWithoutValue``: an
+    empty cell as text, and a ``ValueError`` from ``parse_amount`` / ``parse_date`` ("the formula
+    =1000*2 in cell D2 has no saved value: open and save the workbook ..."), so the loader rejects
+    the record naming the field. Formulas are never evaluated.
+  - Merged cells: a range over several rows gives its value to each of them, in its first
+    column (a funder written once for three grants); the other columns it covers stay empty (a
+    title merged across two columns is read once).
+  - Dates: date-formatted cells are dates; a date typed as a number (an Excel serial, e.g. 45031)
+    is read as a date where the loader's field is a date (``parse_date(excel=True)``).
+  - Hidden sheets (``hidden``/``veryHidden``) are not read by the 360Giving and 3W loaders, which
+    say so when the only matching sheet is hidden; the generic table reads the first *visible*
+    sheet unless ``[table] sheet`` names one (hidden or not).
+  - Old binary ``.xls`` files, whatever their name, are refused with a hint (``refuse_old_xls``).
 
 Cells
 -----
@@ -29,7 +59,14 @@ Cells
 * ``parse_amount``: money in a number or text. See its docstring for the three separator modes.
   ``None`` means no amount (``None``, or text the caller lists in ``no_amount``); anything else
   that is not a finite number raises ``ValueError``. Exponents (``"1e3"``) are read as numbers;
-  NaN and infinity are refused.
+  NaN, infinity (``"inf"``, ``"Infinity"``, ``1e999``, a 400-digit integer) and words (``"one
+  thousand"``) are refused. Negative and zero amounts are numbers like any other: whether a
+  loader keeps them is its rule (all keep negatives, as corrections; CRS alone drops zeros).
+  Which loaders read a decimal comma: HDX 3W (``"auto"``), CRS in ``;``-separated files
+  (``"auto"``), the generic table with ``decimal_separator = ","``; 360Giving, CRS in other files
+  and the table by default use ``"."`` (``"1.234,56"`` and ``"1 234,56"`` refused, ``"1'234.56"``
+  read); IATI and FTS do not use ``parse_amount``: plain decimal numbers only.
+* ``shown``: a value for a message, its ``repr`` cut to about 80 characters.
 * ``parse_date``: a date from a date cell, an Excel serial number, or text (ISO or day-first).
   ``parse_iso_date``: the strict form for machine-written data (a ``yyyy-mm-dd`` prefix).
 """
@@ -37,11 +74,14 @@ Cells
 from __future__ import annotations
 
 import codecs
+import csv
+import json
 import math
 import re
 import zipfile
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -56,6 +96,8 @@ HEAD_BYTES = 64 * 1024  # how much of a file detection reads
 XLSX_MAGIC = b"PK\x03\x04"  # a zip archive: an XLSX workbook, or another zip
 XLS_MAGIC = b"\xd0\xcf\x11\xe0"  # an OLE2 compound file: an old binary .xls workbook
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+EXCEL_MAX_ROWS = 1_048_576
+MAX_LINE_CHARS = 1 << 20  # the longest line a CSV loader reads (bounded_lines)
 
 # Text that means "no amount" in hand-made tables (pass it as ``no_amount``).
 NO_AMOUNT = frozenset({"", "-", "–", "—", "n/a", "na", "none", "null", "nil"})
@@ -73,6 +115,8 @@ _DOT_GROUPED = re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?")  # 1.234.567,5
 _DOT_GROUPED_AUTO = re.compile(r"[+-]?\d{1,3}(?:(?:\.\d{3})+,\d*|(?:\.\d{3}){2,})")
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 
+_SAVE_VALUES = "open and save the workbook in Excel or LibreOffice so that its values are stored, or save it as CSV"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _ISO_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ].*)?")
 _DAY_FIRST_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[T ].*)?")
 _ISO_DAY_PREFIX = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
@@ -149,6 +193,147 @@ def open_text(path: Path, encoding: str | None = None, *, utf16_without_bom: boo
     return open(path, encoding=encoding, newline="")
 
 
+def decode_head(head: bytes, *, utf16_without_bom: bool = False) -> str:
+    """The text of a file's first bytes, for detection; never raises.
+
+    A BOM says the encoding (UTF-8, UTF-16 LE/BE); with ``utf16_without_bom`` UTF-16 is also
+    recognised by its NUL bytes; else UTF-8 (a character cut at the end of the head is dropped),
+    else cp1252 with undecodable bytes replaced.
+    """
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[3:]
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
+    elif utf16_without_bom and (guess := guess_utf16(head)):
+        return head[: len(head) // 2 * 2].decode(guess, errors="replace")
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 3:  # a character cut at the end of the head
+            return head[: exc.start].decode("utf-8", errors="replace")
+        return head.decode("cp1252", errors="replace")
+
+
+def first_line(text: str) -> str:
+    """The first line of ``text``, whatever ends it (``\\n``, ``\\r\\n`` or a bare ``\\r``)."""
+    return _LINE_BREAK.split(text, maxsplit=1)[0]
+
+
+def split_line(line: str, delimiter: str = ",") -> list[str]:
+    """The cells of one CSV line, stripped; ``[]`` when ``csv`` cannot split it. Never raises.
+
+    For detection heads, which may hold stray quotes, NUL bytes or line breaks (a bare ``\\r``
+    makes ``csv`` raise "new-line character seen in unquoted field").
+    """
+    try:
+        return [cell.strip() for cell in next(csv.reader([_LINE_BREAK.sub(" ", line)], delimiter=delimiter), [])]
+    except csv.Error:
+        return []
+
+
+def read_json(path: Path) -> Any:
+    """The JSON document in ``path``; ``LoadError`` naming the file for anything that is not one.
+
+    Encoding: a UTF-8 or UTF-16 BOM is followed; otherwise UTF-8, else cp1252, else Latin-1 (as
+    ``sniff_encoding``: JSON should be UTF-8, but hand-saved files are not always). The error
+    gives the line and column of invalid JSON, and refuses nesting too deep to read (Python's
+    parser is recursive) and integers too long to convert.
+    """
+    file = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LoadError(file, f"cannot open the file: {exc.strerror or exc}") from None
+    if data.startswith(codecs.BOM_UTF8):
+        encodings: tuple[str, ...] = ("utf-8-sig",)
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encodings = ("utf-16",)
+    else:
+        encodings = ("utf-8", "cp1252", "latin-1")
+    text = None
+    for encoding in encodings:
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError as exc:
+            problem = exc
+    del data
+    if text is None:
+        raise LoadError(file, f"not valid JSON: bad text encoding ({problem.reason})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LoadError(file, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        # json.loads recurses once per nested array or object: a hostile file can exhaust the stack.
+        raise LoadError(file, "not valid JSON: arrays or objects nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts (sys.set_int_max_str_digits)
+        raise LoadError(file, f"not valid JSON: {exc}") from None
+
+
+class BoundedLines:
+    """The lines of an open text file (line ends kept), for ``csv.reader``; ``LoadError`` for one
+    longer than ``limit`` characters.
+
+    ``csv`` holds a whole line and every cell of a row in memory: a file without line breaks (a
+    binary file, or a 50 MB line of ``a,b,c,...``) would take gigabytes and minutes. ``first`` is
+    the number of the first line read, for the message.
+
+    ``cut`` becomes True when the last line, without a line break, has been handed out, and
+    ``at_end`` when the file has been read to its end; ``last`` is the last line handed out. A row
+    read from the last line with fewer cells than the header, or ending inside a quoted cell, is
+    the end of a truncated file (``cut_short``), not a row whose trailing empty cells were left out.
+    """
+
+    def __init__(self, stream: TextIO, file: str, limit: int = MAX_LINE_CHARS, first: int = 1):
+        self.stream, self.file, self.limit, self.number = stream, file, limit, first
+        self.cut = self.at_end = False
+        self.last = ""
+
+    def __iter__(self) -> Iterator[str]:
+        while line := self.stream.readline(self.limit + 1):
+            if len(line) > self.limit:
+                raise LoadError(
+                    self.file,
+                    f"line {self.number} is longer than {self.limit:,} characters: not a table that can be read "
+                    "(a binary file, or a file without line breaks?)",
+                )
+            self.cut = not line.endswith(("\n", "\r"))
+            self.last = line
+            yield line
+            self.number += 1
+        self.at_end = True  # csv hands out a row cut inside quotes only after this
+
+
+def cut_short(
+    lines: BoundedLines, values: Sequence[Any], width: int, delimiter: str = ",", quoting: int = csv.QUOTE_MINIMAL
+) -> tuple[int, str] | None:
+    """(index of the column to name, reason) when ``values``, the row just read, is the cut end of a
+    truncated file (see ``BoundedLines``); else None.
+
+    ``csv`` quietly ends a cell that is still quoted at the end of the file; the last line read
+    again, strictly, tells (a stray ``"`` inside an unquoted cell does not count).
+    """
+    if not values or not (lines.cut or lines.at_end):
+        return None
+    if quoting != csv.QUOTE_NONE and _opens_a_quote(lines.last, delimiter):
+        reason = "the file ends inside a quoted cell of this row (no closing quote): truncated?"
+        return len(values) - 1, reason
+    if lines.cut and len(values) < width:
+        reason = f"the file ends in the middle of this row ({len(values)} of {width} cells, no line break after it)"
+        return len(values), reason + ": truncated?"
+    return None
+
+
+def _opens_a_quote(line: str, delimiter: str) -> bool:
+    try:
+        for _ in csv.reader([line], delimiter=delimiter, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
 def sniff_delimiter(sample: str, candidates: Sequence[str] = DELIMITERS) -> str:
     """The candidate that occurs most often in ``sample`` (a header line).
 
@@ -161,7 +346,7 @@ def sniff_delimiter(sample: str, candidates: Sequence[str] = DELIMITERS) -> str:
 
 def sniff_header_delimiter(stream: TextIO, header_row: int = 1, candidates: Sequence[str] = DELIMITERS) -> str:
     """``sniff_delimiter`` of line ``header_row`` (1-based) of an open text file, which is then rewound."""
-    lines = [stream.readline() for _ in range(header_row)]
+    lines = [stream.readline(MAX_LINE_CHARS) for _ in range(header_row)]  # a part of a longer one is enough
     stream.seek(0)
     return sniff_delimiter(lines[-1], candidates)
 
@@ -169,20 +354,76 @@ def sniff_header_delimiter(stream: TextIO, header_row: int = 1, candidates: Sequ
 # --------------------------------------------------------------------------- workbooks
 
 
+@dataclass(frozen=True)
+class FormulaWithoutValue:
+    """A formula cell saved without its computed value, as ``sheet_rows`` gives it.
+
+    Excel and LibreOffice store each formula's last result; files written by openpyxl and some
+    generators store none, so the value is unknown. Text helpers (``cell_text``) read it as an
+    empty cell; ``parse_amount`` and ``parse_date`` refuse it (``ValueError``), so a loader rejects
+    the record naming the field.
+    """
+
+    formula: str
+    coordinate: str
+
+    def __str__(self) -> str:
+        return f"the formula {self.formula} in cell {self.coordinate} has no saved value"
+
+
+@dataclass
+class _SheetExtras:
+    formulas: dict[int, list[tuple[int, FormulaWithoutValue]]]  # row -> (column, cell), 1-based
+    merges: list[tuple[int, int, int]]  # (first row, last row, first column) of ranges over several rows
+
+
+# A workbook part that unpacks to more than this, or to more than _MAX_RATIO times its packed size
+# past _RATIO_FLOOR, is a zip bomb (openpyxl loads some parts, e.g. shared strings, whole).
+_MAX_PART_BYTES = 1 << 30
+_MAX_RATIO, _RATIO_FLOOR = 500, 100 << 20
+_SAFE_XML = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
+
+
+def _refuse_zip_bomb(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # openpyxl says why the file cannot be opened
+    for part in parts:
+        size, packed = part.file_size, max(part.compress_size, 1)
+        if size > _MAX_PART_BYTES or (size > _RATIO_FLOOR and size > _MAX_RATIO * packed):
+            raise LoadError(
+                str(path),
+                f"not read: the workbook part {part.filename} unpacks to {size / 2**20:.0f} MB from "
+                f"{packed / 2**20:.1f} MB (a zip bomb, or a sheet too large to load here); save it as CSV",
+            )
+
+
 @contextmanager
 def open_workbook(path: Path) -> Iterator[Workbook]:
     """The workbook at ``path``, read-only with cached formula results; closed when the block ends.
 
-    ``LoadError`` ("not a readable XLSX workbook") when openpyxl cannot open it.
+    ``LoadError`` ("not a readable XLSX workbook") when openpyxl cannot open it, or when a part
+    unpacks to more than 1 GiB (or more than 100 MiB at over 500 times its packed size: a zip bomb).
     """
+    _refuse_zip_bomb(path)
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except _XLSX_ERRORS as exc:
-        raise LoadError(str(path), f"not a readable XLSX workbook: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - whatever openpyxl fails with on a corrupt workbook
+        if isinstance(exc, LoadError):
+            raise
+        detail = str(exc) if isinstance(exc, _XLSX_ERRORS) else f"{type(exc).__name__}: {exc}"
+        raise LoadError(str(path), f"not a readable XLSX workbook: {detail}") from exc
     try:
         yield wb
     finally:
         wb.close()
+
+
+def visible(ws: Any) -> bool:
+    """Whether a worksheet is shown (not ``hidden`` or ``veryHidden``)."""
+    return getattr(ws, "sheet_state", "visible") == "visible"
 
 
 def sheet_rows(
@@ -193,12 +434,156 @@ def sheet_rows(
     ``reset_dimensions``: ignore the sheet size stored in the file, which some writers get wrong
     (``A1``: read-only mode would then cut the rows). Rows then keep their own length instead of
     being padded to the sheet's width.
+
+    Values are openpyxl's, with two fixes that make them what a person sees in the sheet:
+
+    * a formula saved without its result is a ``FormulaWithoutValue`` instead of an empty cell
+      (with a saved result, the result is the value);
+    * a merged range over several rows gives its value to each of those rows, in the range's first
+      column (rows merged for grouping, e.g. one funder over three grants); the other columns a
+      range covers stay empty, so a title merged across two columns is read once.
+
+    A sheet openpyxl fails on half-way (a corrupt zip member, broken XML) raises ``LoadError``.
     """
     if reset_dimensions:
         reset = getattr(ws, "reset_dimensions", None)  # read-only sheets only
         if reset is not None:
             reset()
-    return enumerate(ws.iter_rows(min_row=min_row, max_row=max_row, values_only=True), start=min_row)
+    file = str(getattr(getattr(getattr(ws, "parent", None), "_archive", None), "filename", None) or "workbook")
+    stated = getattr(ws, "max_row", None)  # the size the sheet states, which read-only mode reads up to
+    if isinstance(stated, int) and stated > EXCEL_MAX_ROWS:
+        raise LoadError(file, f"sheet {ws.title!r} says it has {stated:,} rows, past Excel's last row "
+                        f"({EXCEL_MAX_ROWS:,}): a corrupt workbook")
+    extras = _sheet_extras(ws, file)
+    numbered = _guarded(ws, ws.iter_rows(min_row=min_row, max_row=max_row, values_only=True), file, min_row)
+    if extras is None:
+        return numbered
+    return _with_extras(numbered, extras)
+
+
+def _guarded(ws: Any, rows: Iterator[Sequence[Any]], file: str, first: int) -> Iterator[tuple[int, Sequence[Any]]]:
+    """Rows numbered from ``first``; ``LoadError`` for any failure inside openpyxl, or a row past Excel's last."""
+    rownum = first
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure inside openpyxl means the sheet is unreadable
+            raise LoadError(file, f"sheet {ws.title!r} cannot be read: {type(exc).__name__}: {exc}") from exc
+        if rownum > EXCEL_MAX_ROWS:
+            # openpyxl hands out every empty row up to a cell's row: a cell at row 2e9 meant minutes of work.
+            raise LoadError(file, f"sheet {ws.title!r} has a row past Excel's last row ({EXCEL_MAX_ROWS:,}): "
+                            "a corrupt workbook")
+        yield rownum, values
+        rownum += 1
+
+
+def _with_extras(
+    rows: Iterator[tuple[int, Sequence[Any]]], extras: _SheetExtras
+) -> Iterator[tuple[int, Sequence[Any]]]:
+    pending = sorted(extras.merges)
+    active: list[tuple[int, int, Any]] = []  # (last row, column, value) of merges being filled
+    for rownum, values in rows:
+        cells = list(values)
+        for column, formula in extras.formulas.get(rownum, ()):
+            while len(cells) < column:
+                cells.append(None)
+            if cells[column - 1] is None:
+                cells[column - 1] = formula
+        while pending and pending[0][0] <= rownum:
+            first, last, column = pending.pop(0)
+            if first == rownum and column <= len(cells) and cells[column - 1] is not None:
+                active.append((last, column, cells[column - 1]))
+            # a range that starts above the first row read has no value to give
+        for last, column, value in active:
+            if rownum <= last:
+                while len(cells) < column:
+                    cells.append(None)
+                if cells[column - 1] is None:
+                    cells[column - 1] = value
+        active = [m for m in active if m[0] > rownum]
+        yield rownum, cells
+
+
+def _sheet_extras(ws: Any, file: str) -> _SheetExtras | None:
+    """Formulas without a saved value and merged ranges over several rows of a read-only sheet.
+
+    None when the sheet has neither (most sheets: a byte scan decides before any XML is parsed)
+    or is not a read-only sheet. The sheet's XML is parsed without DTDs, entities or network.
+    """
+    archive = getattr(getattr(ws, "parent", None), "_archive", None)
+    part = getattr(ws, "_worksheet_path", None)
+    if archive is None or part is None:
+        return None
+    try:
+        with archive.open(part) as src:
+            if not _has_markers(src):
+                return None
+        extras = _SheetExtras({}, [])
+        with archive.open(part) as src:
+            _scan_sheet(src, extras)
+    except LoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a corrupt sheet: say so, as reading it would
+        raise LoadError(file, f"sheet {ws.title!r} cannot be read: {type(exc).__name__}: {exc}") from exc
+    return extras if extras.formulas or extras.merges else None
+
+
+def _has_markers(src: Any) -> bool:
+    """Whether a sheet's XML may hold a formula (``<f``, ``:f>``, ``:f ``) or a merged range."""
+    tail = b""
+    while chunk := src.read(1 << 20):
+        data = tail + chunk
+        if b"<f" in data or b":f>" in data or b":f " in data or b"mergeCell" in data:
+            return True
+        tail = data[-16:]
+    return False
+
+
+def _scan_sheet(src: Any, extras: _SheetExtras) -> None:
+    from lxml import etree
+    from openpyxl.utils import coordinate_to_tuple, get_column_letter, range_boundaries
+
+    row_number, column_number = 0, 0
+    for event, element in etree.iterparse(src, events=("start", "end"), **_SAFE_XML):
+        local = _local(element)
+        if event == "start":
+            if local == "row":
+                row_number = int(element.get("r") or row_number + 1)
+                column_number = 0
+            continue
+        if local == "c":
+            ref = element.get("r")
+            if ref:
+                row_number, column_number = coordinate_to_tuple(ref)
+            else:
+                column_number += 1
+            formula = next((child for child in element if _local(child) == "f"), None)
+            if formula is not None:
+                saved = next((child for child in element if _local(child) == "v"), None)
+                kind = element.get("t")
+                gave_empty_text = saved is not None and kind == "str"  # a formula that gave "": saved
+                if (saved is None or not saved.text) and not gave_empty_text and kind != "inlineStr":
+                    text = f"={formula.text}" if formula.text else "(a shared formula)"
+                    ref = ref or f"{get_column_letter(max(column_number, 1))}{row_number}"
+                    extras.formulas.setdefault(row_number, []).append(
+                        (column_number, FormulaWithoutValue(text, ref))
+                    )
+        elif local == "row":
+            element.clear()
+            while element.getprevious() is not None:  # keep memory flat over long sheets
+                del element.getparent()[0]
+        elif local == "mergeCell":
+            ref = element.get("ref") or ""
+            if ":" in ref:
+                min_col, min_row, _max_col, max_row = range_boundaries(ref)
+                if min_row is not None and max_row is not None and max_row > min_row:
+                    extras.merges.append((min_row, max_row, min_col))
+
+
+def _local(element: Any) -> str:
+    return element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
 
 
 def xlsx_has_row(
@@ -229,7 +614,7 @@ def cell_text(value: Any) -> str | None:
     A whole float (1234.0, an id typed as a number in a spreadsheet) is written "1234"; a
     datetime is written as its date.
     """
-    if value is None or isinstance(value, dict | list):
+    if value is None or isinstance(value, dict | list | FormulaWithoutValue):
         return None
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -240,6 +625,12 @@ def cell_text(value: Any) -> str | None:
         value = value.date()
     text = str(value).strip()
     return text or None
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for a message, cut to about ``limit`` characters (a 100 kB cell stays readable)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 12]}... ({len(text):,} characters)"
 
 
 def cell_at(values: Sequence[Any], index: int | None) -> Any:
@@ -275,21 +666,23 @@ def parse_amount(value: Any, decimal_separator: str = ".", *, no_amount: Collect
     """
     if value is None:
         return None
+    if isinstance(value, FormulaWithoutValue):
+        raise ValueError(f"{value}: {_SAVE_VALUES}")
     if isinstance(value, bool):
-        raise ValueError(f"not a number: {value!r}")
+        raise ValueError(f"not a number: {shown(value)}")
     if isinstance(value, int | float):
         try:
             number = float(value)
         except OverflowError:  # an integer too large for a float
-            raise ValueError(f"not a finite number: {value!r}") from None
+            raise ValueError(f"not a finite number: {shown(value)}") from None
     elif isinstance(value, str):
         if no_amount and value.strip().lower() in no_amount:
             return None
         number = float(_number_text(value, decimal_separator))
     else:
-        raise ValueError(f"not a number: {value!r}")
+        raise ValueError(f"not a number: {shown(value)}")
     if not math.isfinite(number):
-        raise ValueError(f"not a finite number: {value!r}")
+        raise ValueError(f"not a finite number: {shown(value)}")
     return number
 
 
@@ -310,12 +703,12 @@ def _number_text(value: str, decimal_separator: str) -> str:
         if grouped.fullmatch(text):
             text = text.replace(group, "")
         if group in text:
-            raise ValueError(f"not a number: {value!r}")
+            raise ValueError(f"not a number: {shown(value)}")
         text = text.replace(decimal_separator, ".")
     else:
         raise ValueError(f"decimal_separator must be '.', ',' or 'auto', not {decimal_separator!r}")
     if not _NUMBER.fullmatch(text):
-        raise ValueError(f"not a number: {value!r}")
+        raise ValueError(f"not a number: {shown(value)}")
     return text
 
 
@@ -337,6 +730,8 @@ def parse_date(
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, FormulaWithoutValue):
+        raise ValueError(f"{value}: {_SAVE_VALUES}")
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -345,13 +740,13 @@ def parse_date(
         # A date cell without date formatting arrives as its serial number.
         if excel and 1 <= value < _EXCEL_END:
             return (_EXCEL_EPOCH + timedelta(days=float(value))).date()
-        raise ValueError(f"not a date: {value!r}")
+        raise ValueError(f"not a date: {shown(value)}")
     text = str(value).strip()
     if date_format:
         try:
             return datetime.strptime(text, date_format).date()
         except ValueError as exc:
-            raise ValueError(f"not a date in the format {date_format!r}: {text!r}") from exc
+            raise ValueError(f"not a date in the format {date_format!r}: {shown(text)}") from exc
     try:
         if m := _ISO_DATE.fullmatch(text):
             return date(int(m[1]), int(m[2]), int(m[3]))
@@ -361,8 +756,8 @@ def parse_date(
                 day, month = month, day
             return date(int(m[3]), month, day)
     except ValueError as exc:
-        raise ValueError(f"not a date: {text!r} ({exc})") from exc
-    raise ValueError(f"not a date: {text!r} (expected yyyy-mm-dd or dd/mm/yyyy)")
+        raise ValueError(f"not a date: {shown(text)} ({exc})") from exc
+    raise ValueError(f"not a date: {shown(text)} (expected yyyy-mm-dd or dd/mm/yyyy)")
 
 
 def parse_iso_date(text: str | None) -> date | None:
