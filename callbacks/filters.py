@@ -4,6 +4,8 @@ every panel reads ``Filters.from_query_string(url.search)``, so a copied URL res
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
@@ -56,8 +58,7 @@ def clicked_country(click_data: dict | None) -> str | None:
 
 def toggle_country(filters: Filters, iso3: str) -> Filters:
     """Clicking a country filters to it; clicking the only selected country again clears it."""
-    countries = () if filters.countries == (iso3,) else (iso3,)
-    return Filters(**{**_as_kwargs(filters), "countries": countries})
+    return replace(filters, countries=() if filters.countries == (iso3,) else (iso3,))
 
 
 def clicked_bar_value(click_data: dict | None) -> str | None:
@@ -73,45 +74,26 @@ def clicked_bar_value(click_data: dict | None) -> str | None:
 
 def apply_bar_click(filters: Filters, dimension: str, value: str) -> Filters:
     """Filter by the clicked bar; clicking the only selected bar again clears that filter."""
-    kwargs = _as_kwargs(filters)
     if dimension == "year":
         if not value.isdigit():
             return filters
         year = int(value)
         same = filters.year_from == year and filters.year_to == year
-        kwargs.update(year_from=None if same else year, year_to=None if same else year)
-        return Filters(**kwargs)
+        return replace(filters, year_from=None if same else year, year_to=None if same else year)
     attr = {"funder": "funders", "recipient": "recipients", "theme": "themes"}[dimension]
     if dimension == "theme" and value.startswith("("):  # "(no theme)" is not a theme to filter by
         return filters
-    kwargs[attr] = () if getattr(filters, attr) == (value,) else (value,)
-    return Filters(**kwargs)
-
-
-_REMOVABLE = {
-    "country": "countries", "admin1": "admin1", "funder": "funders", "recipient": "recipients",
-    "theme": "themes", "sector": "sectors", "source": "sources", "flow-type": "flow_types",
-}
+    return replace(filters, **{attr: () if getattr(filters, attr) == (value,) else (value,)})
 
 
 def remove_filter(filters: Filters, name: str, value: str) -> Filters:
     """Filters without one active value (a chip's x)."""
-    kwargs = _as_kwargs(filters)
-    if name in _REMOVABLE:
-        attr = _REMOVABLE[name]
-        kwargs[attr] = tuple(v for v in getattr(filters, attr) if v != value)
-    elif name in ("year-from", "year-to", "min-usd", "q"):
-        kwargs[name.replace("-", "_")] = None
-    return Filters(**kwargs)
+    return filters.without(name, value)
 
 
 def active_filters(filters: Filters) -> list[tuple[str, str]]:
     """(name, value) of every active filter, in the URL's order: what the chips show."""
     return [(name, value) for name, values in filters.to_mapping().items() for value in values]
-
-
-def _as_kwargs(filters: Filters) -> dict:
-    return {name: getattr(filters, name) for name in filters.__dataclass_fields__}
 
 
 def parse_search(search: str | None) -> tuple[Filters, str | None]:

@@ -9,6 +9,7 @@ layer is off, and the map's ``topojsonURL`` points at the local copy, so nothing
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
@@ -21,7 +22,6 @@ from callbacks.context import AppContext
 from callbacks.filters import parse_search
 from callbacks.formatting import compact_usd
 from data_sources import geography, queries
-from data_sources.filters import Filters
 from layouts import ids
 
 # Colour-blind-safe sequential scale (viridis, reversed so more money is darker).
@@ -123,7 +123,7 @@ def register(app: Dash, context: AppContext) -> None:
     def update_map(search):
         filters, _error = parse_search(search)
         # The map shows every country's total, with the selected ones outlined, so a click can go back.
-        map_filters = Filters(**{**{k: getattr(filters, k) for k in filters.__dataclass_fields__}, "countries": ()})
+        map_filters = replace(filters, countries=())
         totals = context.cached("country_totals", queries.country_totals, map_filters)
         head = context.cached("headline", queries.headline, map_filters)
         return (compute_map_figure(totals, shipped_countries(), filters.countries),

@@ -7,7 +7,7 @@ crafted request gets a clear error instead of a stack trace or a full-table dump
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from urllib.parse import parse_qs, urlencode
 
 from sqlalchemy import ColumnElement, Table, and_, func, or_, true
@@ -142,6 +142,15 @@ class Filters:
 
     def to_query_string(self) -> str:
         return urlencode(self.to_mapping(), doseq=True)
+
+    def without(self, name: str, value: str) -> Filters:
+        """These filters less one active value (``name`` as in the URL); unknown names change nothing."""
+        if name in _REPEATABLE:
+            attr = _REPEATABLE[name]
+            return replace(self, **{attr: tuple(v for v in getattr(self, attr) if v != value)})
+        if name in _SCALAR:
+            return replace(self, **{_SCALAR[name]: None})
+        return self
 
     def is_empty(self) -> bool:
         return all(not getattr(self, f.name) and getattr(self, f.name) != 0 for f in fields(self))
