@@ -104,9 +104,9 @@ def run(database_url: str, workers: int, users: int, seconds: float, seed: int =
         deadline = time.time() + 60
         while True:
             try:
-                if requests.get(f"{base}/_dash-layout", timeout=5).status_code == 200:
+                if requests.get(f"{base}/_dash-layout", timeout=30).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or a busy machine's slow first answer
                 pass
             if time.time() > deadline or server.poll() is not None:
                 raise RuntimeError("gunicorn did not start")
