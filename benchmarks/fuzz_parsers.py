@@ -11,7 +11,8 @@ duplicated chunks, truncation). Each case is read twice: by the loader itself, a
 outcome is ``records``, ``rejections`` (only), ``nothing``, ``LoadError`` or ``unrecognised``
 (``FormatNotRecognised``); anything else (another exception, a case slower than
 ``--case-timeout``) is a crash: its input is saved to a temporary file and printed with the
-traceback. Exit status 1 when there was a crash. The last line is one JSON object with the figures.
+traceback; the slowest case is saved too when it took over a second. Exit status 1 when there was
+a crash. The last line is one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def fuzz_loader(loader: str, seconds: float, rng: random.Random, case_timeout: f
     outcomes: Counter[str] = Counter()
     detected: Counter[str] = Counter()
     crashes: list[dict] = []
-    cases, slowest = 0, 0.0
+    cases, slowest, slowest_case = 0, 0.0, b""
     started = time.monotonic()
     while time.monotonic() - started < seconds:
         target = targets[cases % len(targets)]
@@ -70,7 +71,13 @@ def fuzz_loader(loader: str, seconds: float, rng: random.Random, case_timeout: f
                 print(f"CRASH {target.name} (detect={detect}), input saved to {saved}\n{reason}", flush=True)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-            slowest = max(slowest, time.monotonic() - begun)
+            if time.monotonic() - begun > slowest:
+                slowest, slowest_case = time.monotonic() - begun, data
+    slowest_input = None
+    if slowest > 1.0:  # worth a look: saved like a crash's input
+        saved = Path(tempfile.mkstemp(prefix=f"fuzz-slow-{loader}-", suffix=targets[0].suffix)[1])
+        saved.write_bytes(slowest_case)
+        slowest_input = str(saved)
     return {
         "loader": loader,
         "cases": cases,
@@ -78,6 +85,7 @@ def fuzz_loader(loader: str, seconds: float, rng: random.Random, case_timeout: f
         "outcomes": dict(outcomes),
         "detected": dict(detected),
         "slowest_case_ms": round(slowest * 1000, 1),
+        "slowest_input": slowest_input,
         "crashes": crashes,
     }
 

@@ -107,7 +107,7 @@ from pathlib import Path
 from . import geography, themes
 from .errors import LoadError, Rejection
 from .records import Place, SectorShare, SourceRecord
-from .textfiles import BoundedLines, cut_short, guess_utf16, open_text, parse_amount
+from .textfiles import BoundedLines, country_iso3, cut_short, guess_utf16, open_text, parse_amount
 
 NAME = "oecd_crs"
 
@@ -534,7 +534,7 @@ def _places(header: _Header, cells: list[str]) -> list[Place]:
     if (code and code in geography.DAC_REGIONS) or (name and _REGIONAL.search(name)):
         return [Place(region=name or geography.region_name(code or ""))]
     if name:
-        iso3 = geography.to_iso3(name)
+        iso3 = country_iso3(name)  # bounded: a 20,000-character name took 50 s in geography.to_iso3
         # A former or unknown entity keeps its name as the place rather than being dropped.
         return [Place(country=iso3)] if iso3 else [Place(region=name)]
     return []

@@ -191,7 +191,15 @@ def to_iso3(value: str | int | None) -> str | None:
         value = int(value)
     if isinstance(value, int):
         return _from_numeric(value)
-    return _text_to_iso3(str(value))
+    text = str(value).strip()
+    # Name matching costs time quadratic in the length (20,000 characters took 50 s) and long digit
+    # runs overflow the numeric path: no country's name or code is that long.
+    if len(text) > MAX_NAME_CHARS or (len(text) > 12 and text.isdigit()):
+        return None
+    return _text_to_iso3(text)
+
+
+MAX_NAME_CHARS = 200
 
 
 def country_name(iso3: str) -> str | None:

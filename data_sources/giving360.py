@@ -81,7 +81,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import geography, textfiles
+from . import textfiles
 from .errors import LoadError, Rejection
 from .records import Place, SourceRecord
 from .textfiles import cell_text, parse_amount, parse_date, sniff_delimiter
@@ -481,7 +481,7 @@ def _places(grant: dict[str, Any]) -> list[Place]:
     places: list[Place] = []
     for loc in _items(grant.get("beneficiaryLocation")):
         name = cell_text(loc.get("name"))
-        country = cell_text(loc.get("countryCode"))
+        country = textfiles.country_text(cell_text(loc.get("countryCode")))  # (no 5,000-character "code")
         country = country.upper() if country else None
         geo_code = cell_text(loc.get("geoCode"))
         uk = _uk_name(name) if name else None
@@ -489,7 +489,7 @@ def _places(grant: dict[str, Any]) -> list[Place]:
             country = "GB"
         if country is None and uk:
             country = "GB"
-        named_country = geography.to_iso3(name) if name and not uk else None
+        named_country = textfiles.country_iso3(name) if name and not uk else None  # bounded: see country_text
         if country is None and named_country:
             country = named_country  # a location named after a country, e.g. "Kenya"
         lat = _coordinate(loc.get("latitude"), 90)

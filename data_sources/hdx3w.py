@@ -569,7 +569,8 @@ def pcode_country(pcode: str) -> str | None:
 
 
 def _place(layout: _Layout, values: Sequence[Any]) -> Place | None:
-    country = _text(values, layout.country_code) or _text(values, layout.country_name)
+    # Bounded (textfiles.country_text): enrichment matches the country text against country names.
+    country = textfiles.country_text(_text(values, layout.country_code) or _text(values, layout.country_name))
     adm1_code = _text(values, layout.adm1_code)
     adm1_name = _text(values, layout.adm1_name)
     bare = _text(values, layout.adm1_bare)

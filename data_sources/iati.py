@@ -601,7 +601,7 @@ def _without_zero_shares(items: list[_Shared]) -> list[_Shared]:
 def _places(scope: etree._Element) -> list[Place]:
     places = []
     for country in scope.iterfind("recipient-country"):
-        code = _clean(country.get("code"))
+        code = textfiles.country_text(_clean(country.get("code")))  # not a 5,000-character "code"
         if code:
             places.append(Place(share=_share(country), country=code.upper()))
     for region in scope.iterfind("recipient-region"):

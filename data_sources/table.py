@@ -83,7 +83,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from . import geography, textfiles
+from . import textfiles
 from .errors import LoadError, Rejection
 from .records import Place, SectorShare, SourceRecord
 from .schema import FLOW_TYPES
@@ -743,7 +743,7 @@ class _Rows:
         places = []
         for country in countries:
             # Text that is no country ("Africa, regional", "Global") still says where: as a region.
-            iso3 = geography.to_iso3(country)
+            iso3 = textfiles.country_iso3(country)  # bounded: see textfiles.country_text
             places.append(Place(country=country) if iso3 else Place(region=country))
         if not names:
             return places

