@@ -134,10 +134,16 @@ _OPTION_COLUMNS = {
 }
 
 
+def _option_value(kind: str):
+    """What a filter of ``kind`` takes: an organisation's id where it has one, else its name."""
+    label_col, value_col = _OPTION_COLUMNS[kind]
+    return func.coalesce(value_col, label_col) if kind in ("funder", "recipient") else value_col
+
+
 def options(engine: Engine, kind: str, search: str = "", limit: int = 50) -> list[dict[str, str]]:
     """Dropdown options ``{"label", "value"}`` for ``kind``, largest USD first, matching ``search``."""
     label_col, value_col = _OPTION_COLUMNS[kind]
-    value = func.coalesce(value_col, label_col) if kind in ("funder", "recipient") else value_col
+    value = _option_value(kind)
     query = select(func.max(label_col).label("label"), value.label("value")).where(value.is_not(None))
     if search:
         pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -166,8 +172,7 @@ def totals_by(engine: Engine, filters: Filters, dimension: str, limit: int = 10)
     elif dimension == "theme":
         label = value = func.coalesce(A.theme, literal("(no theme)"))
     elif dimension in ("funder", "recipient"):
-        name_col, id_col = _OPTION_COLUMNS[dimension]
-        label, value = func.max(name_col), func.coalesce(id_col, name_col)
+        label, value = func.max(_OPTION_COLUMNS[dimension][0]), _option_value(dimension)
     else:
         raise ValueError(f"unknown breakdown {dimension!r}; one of {', '.join(BREAKDOWNS)}")
     usd = func.coalesce(func.sum(A.amount_usd), 0.0)
@@ -202,8 +207,8 @@ def options_for(
 
 def labels_for(engine: Engine, kind: str, values: Sequence[str]) -> dict[str, str]:
     """Display labels (names) of option values (ids or names) of ``kind``."""
-    label_col, value_col = _OPTION_COLUMNS[kind]
-    value = func.coalesce(value_col, label_col) if kind in ("funder", "recipient") else value_col
+    label_col = _OPTION_COLUMNS[kind][0]
+    value = _option_value(kind)
     query = select(func.max(label_col), value).where(value.in_(list(values))).group_by(value)
     with engine.connect() as conn:
         return {str(v): str(label or v) for label, v in conn.execute(query)}
