@@ -15,7 +15,7 @@ from sqlalchemy import Engine, String, and_, case, cast, distinct, func, literal
 
 from data_sources.filters import Filters
 from data_sources.schema import COLUMN_NAMES
-from data_sources.store import allocations, load_rejections, loads
+from data_sources.store import allocations, load_rejections, loads, store_state
 
 A = allocations.c
 TABLE_PAGE_MAX = 500
@@ -32,10 +32,12 @@ def _record_key():
 
 
 def data_version(engine: Engine) -> str:
-    """Changes whenever a load finishes: cache keys include it so caches never serve stale data."""
+    """Changes whenever a load finishes or a pass changes stored rows (``store.mark_changed``): cache
+    keys include it so caches never serve stale data."""
     with engine.connect() as conn:
         row = conn.execute(select(func.max(loads.c.load_id), func.count()).select_from(loads)).one()
-    return f"{row[0]}-{row[1]}"
+        revision = conn.execute(select(func.max(store_state.c.revision))).scalar()
+    return f"{row[0]}-{row[1]}-{revision or 0}"
 
 
 def country_totals(engine: Engine, filters: Filters) -> pd.DataFrame:

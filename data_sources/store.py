@@ -83,6 +83,24 @@ load_rejections = Table(
     Column("reason", Text, nullable=False),
 )
 
+# One row: a revision that any writer other than a load (reconciliation passes, boundary files)
+# raises, so caches keyed by the data version see their changes too (see ``queries.data_version``).
+store_state = Table(
+    "store_state",
+    metadata,
+    Column("state_id", Integer, primary_key=True),
+    Column("revision", Integer, nullable=False, default=0),
+)
+
+
+def mark_changed(conn) -> None:
+    """Record that this transaction changed stored rows outside a load (call inside the transaction)."""
+    updated = conn.execute(store_state.update().where(store_state.c.state_id == 1)
+                           .values(revision=store_state.c.revision + 1))
+    if updated.rowcount == 0:
+        conn.execute(store_state.insert().values(state_id=1, revision=1))
+
+
 _POSTGIS_DDL = (
     "CREATE EXTENSION IF NOT EXISTS postgis",
     "ALTER TABLE allocations ADD COLUMN IF NOT EXISTS geom geometry(Point, 4326) GENERATED ALWAYS AS "
