@@ -15,8 +15,8 @@ from flask import Response, abort, request, stream_with_context
 from sqlalchemy.exc import DBAPIError
 
 from callbacks import charts, export, filters, headline, map, sources, table
-from callbacks.context import AppContext
-from data_sources import config, queries
+from callbacks.context import AppContext, make_cache
+from data_sources import columnar, config, queries
 from data_sources.export import FORMATS, MEDIA_TYPES, REPORT_COLUMNS, export_chunks, iter_csv
 from data_sources.filters import FilterError, Filters
 from data_sources.store import open_store
@@ -141,7 +141,6 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
     """A dashboard on the store at ``database_url`` (default: FUNDATLAS_DB or the SQLite default)."""
     engine = open_store(config.database_url(database_url))
     _ensure_data(engine, config.auto_demo_enabled() if auto_demo is None else auto_demo)
-    context = AppContext(engine)
     app = Dash(
         __name__,
         title="fundatlas · who funds what, where",
@@ -153,11 +152,14 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
     )
     app.server.secret_key = config.secret_key()
     _protect(app)
+    context = AppContext(engine, use_columnar=config.columnar_enabled(),
+                         cache=make_cache(app.server, prefix=f"fundatlas:{columnar.store_key(engine)}"))
+    context.reader()  # starts opening (or building) the columnar copy in the background
 
-    def layout_inputs(engine, _filters):
+    def layout_inputs(reader, _filters):
         # Whole-table scans: cached per data version, not paid on every page load.
         bounds = queries.year_bounds(engine) or (2000, 2025)
-        themes = [o["value"] for o in queries.options(engine, "theme", limit=100)]
+        themes = [o["value"] for o in reader.options("theme", 100)]
         return bounds, themes, _demo_label(engine)
 
     def serve_layout():

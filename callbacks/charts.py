@@ -10,7 +10,6 @@ from dash import Dash, Input, Output
 from callbacks.context import AppContext
 from callbacks.filters import parse_search
 from callbacks.formatting import compact_usd
-from data_sources import queries
 from data_sources.filters import Filters
 from layouts import ids
 
@@ -56,7 +55,7 @@ def compute_ranking_figure(totals: pd.DataFrame) -> go.Figure:
 
 def compute_charts(context: AppContext, filters: Filters) -> tuple[go.Figure, ...]:
     def breakdown(dimension: str):
-        return context.cached(f"totals_by_{dimension}", lambda e, f: queries.totals_by(e, f, dimension, TOP), filters)
+        return context.cached(f"totals_by_{dimension}", lambda r, f: r.totals_by(f, dimension, TOP), filters)
 
     return (
         compute_year_figure(breakdown("year")),

@@ -160,7 +160,7 @@ def register(app: Dash, context: AppContext) -> None:
     def _options(control_values: list[list[str]]) -> list[list[dict]]:
         by_id = dict(zip(CONTROL_IDS, control_values, strict=True))
         return [
-            queries.options_for(context.engine, kind, by_id[cid], found=_top_options(context, kind))
+            _with_selected(context, kind, by_id[cid], _top_options(context, kind))
             for cid, kind in ids.SEARCHABLE_DROPDOWNS.items()
         ]
 
@@ -179,7 +179,7 @@ def compute_filter_chips(context: AppContext, filters: Filters) -> list:
     for name, value in active_filters(filters):
         label = value
         if name in ("funder", "recipient", "country"):
-            label = queries.labels_for(context.engine, name, [value]).get(value, value)
+            label = context.reader().labels_for(name, [value]).get(value, value)
         chips.append(html.Button(
             [f"{name.replace('-', ' ')}: {label} ", html.Span("×", **{"aria-hidden": "true"})],
             id=ids.chip(name, value), n_clicks=0, className="btn btn-sm btn-outline-primary me-1 mb-1",
@@ -193,7 +193,17 @@ NO_FILTERS = Filters()
 
 def _top_options(context: AppContext, kind: str) -> list[dict]:
     """The largest 50 of a kind: the same for every filter state, so cached per data version only."""
-    return context.cached(f"top_options_{kind}", lambda engine, _f: queries.options(engine, kind, "", 50), NO_FILTERS)
+    return context.cached(f"top_options_{kind}", lambda r, _f: r.options(kind, 50), NO_FILTERS)
+
+
+def _with_selected(context: AppContext, kind: str, selected: list[str], found: list[dict]) -> list[dict]:
+    """``found`` plus the selected values it lacks, labelled, so the dropdown can show them."""
+    known = {o["value"] for o in found}
+    missing = [v for v in selected if v not in known]
+    if not missing:
+        return found
+    labels = context.reader().labels_for(kind, missing)
+    return [{"label": labels.get(v, v), "value": v} for v in missing] + found
 
 
 def _register_options(app: Dash, context: AppContext, control_id: str, kind: str) -> None:

@@ -31,4 +31,4 @@ def register(app: Dash, context: AppContext) -> None:
     )
     def update_headline(search):
         filters, _error = parse_search(search)
-        return compute_headline_texts(context.cached("headline", queries.headline, filters))
+        return compute_headline_texts(context.cached("headline", lambda r, f: r.headline(f), filters))

@@ -124,7 +124,7 @@ def register(app: Dash, context: AppContext) -> None:
         filters, _error = parse_search(search)
         # The map shows every country's total, with the selected ones outlined, so a click can go back.
         map_filters = replace(filters, countries=())
-        totals = context.cached("country_totals", queries.country_totals, map_filters)
-        head = context.cached("headline", queries.headline, map_filters)
+        totals = context.cached("country_totals", lambda r, f: r.country_totals(f), map_filters)
+        head = context.cached("headline", lambda r, f: r.headline(f), map_filters)
         return (compute_map_figure(totals, shipped_countries(), filters.countries),
                 compute_map_note(totals, head))

@@ -39,7 +39,7 @@ def parse_rows_request(request: object) -> tuple[int, int, list[tuple[str, str]]
 def compute_rows_response(context: AppContext, search: str | None, request: object) -> dict:
     filters, _error = parse_search(search)
     start, end, sort = parse_rows_request(request)
-    rows, total = queries.table_page(context.engine, filters, start, end, sort, columns=GRID_COLUMNS)
+    rows, total = context.reader().table_page(filters, start, end, sort, GRID_COLUMNS)
     return {"rowData": rows, "rowCount": total}
 
 
@@ -65,4 +65,4 @@ def register(app: Dash, context: AppContext) -> None:
     def reset_table(search):
         # A fresh grid drops the old filter's cached pages and asks again from row 0.
         filters, _error = parse_search(search)
-        return table_grid(), f"{context.cached('row_count', queries.filtered_row_count, filters):,} rows"
+        return table_grid(), f"{context.cached('row_count', lambda r, f: r.row_count(f), filters):,} rows"

@@ -8,6 +8,9 @@
 | FUNDATLAS_DEMO_DIR | `demo/` in the user data directory | where `fundatlas demo` writes its files |
 | FUNDATLAS_AUTO_DEMO | "1" | build the demo data when the app starts on an empty store |
 | FUNDATLAS_BASIC_AUTH | unset | "user:password[,user2:password2]": require a login (private deployments) |
+| FUNDATLAS_COLUMNAR | "1" | "0" answers the dashboard from SQL only, without the columnar copy |
+| FUNDATLAS_CACHE_DIR | the user cache directory | where the columnar copy of each store is kept (safe to delete) |
+| REDIS_URL | unset | a Redis URL: the app's result cache is shared by every worker and replica |
 """
 
 from __future__ import annotations
@@ -59,3 +62,7 @@ def basic_auth_users() -> dict[str, str]:
 
 def auto_demo_enabled() -> bool:
     return os.environ.get("FUNDATLAS_AUTO_DEMO", "1") == "1"
+
+
+def columnar_enabled() -> bool:
+    return os.environ.get("FUNDATLAS_COLUMNAR", "1") != "0"

@@ -7,11 +7,12 @@ left out of sums and counts (they stay in tables and exports for provenance).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Engine, String, and_, case, cast, distinct, func, literal, select
+from sqlalchemy import Connection, Engine, String, and_, case, cast, distinct, func, literal, select
 
 from data_sources.filters import Filters
 from data_sources.schema import COLUMN_NAMES
@@ -31,10 +32,13 @@ def _record_key():
     return A.source + literal(":") + A.record_id
 
 
-def data_version(engine: Engine) -> str:
+def data_version(engine: Engine, conn: Connection | None = None) -> str:
     """Changes whenever a load finishes or a pass changes stored rows (``store.mark_changed``): cache
-    keys include it so caches never serve stale data."""
-    with engine.connect() as conn:
+    keys include it so caches never serve stale data. ``conn``: read it inside that connection's
+    transaction (a snapshot that also reads the rows)."""
+    with contextlib.ExitStack() as stack:
+        if conn is None:
+            conn = stack.enter_context(engine.connect())
         row = conn.execute(select(func.max(loads.c.load_id), func.count()).select_from(loads)).one()
         revision = conn.execute(select(func.max(store_state.c.revision))).scalar()
     return f"{row[0]}-{row[1]}-{revision or 0}"
@@ -115,6 +119,18 @@ def table_page(
         rows = [dict(r) for r in conn.execute(query).mappings()]
         total = conn.execute(select(func.count()).select_from(allocations).where(where)).scalar_one()
     return rows, int(total)
+
+
+def rows_by_id(engine: Engine, row_ids: Sequence[int], columns: Sequence[str] = COLUMN_NAMES) -> list[dict]:
+    """The rows with these ``row_id`` values, in the order given (a table page chosen elsewhere)."""
+    if len(row_ids) > TABLE_PAGE_MAX:
+        raise ValueError(f"a page is at most {TABLE_PAGE_MAX} rows")
+    if not row_ids:
+        return []
+    query = select(A.row_id.label("_row_id"), *(A[c] for c in columns)).where(A.row_id.in_(list(row_ids)))
+    with engine.connect() as conn:
+        found = {r["_row_id"]: r for r in conn.execute(query).mappings()}
+    return [{c: found[i][c] for c in columns} for i in row_ids if i in found]
 
 
 def iter_rows(engine: Engine, filters: Filters, chunk: int = 5000) -> Iterator[dict]:
