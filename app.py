@@ -155,6 +155,7 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
     context = AppContext(engine, use_columnar=config.columnar_enabled(),
                          cache=make_cache(app.server, prefix=f"fundatlas:{columnar.store_key(engine)}"))
     context.reader()  # starts opening (or building) the columnar copy in the background
+    app.server.extensions["fundatlas"] = context
 
     def layout_inputs(reader, _filters):
         # Whole-table scans: cached per data version, not paid on every page load.

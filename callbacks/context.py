@@ -159,6 +159,7 @@ class AppContext:
         """Open (or build) the copy for the current data version; errors leave SQL in charge."""
         try:
             table = columnar.ensure(self.engine)
+            table.warm()
         except Exception:  # the app keeps answering from SQL; the log says why
             log.exception("could not build the columnar copy; answering from SQL")
             return None

@@ -14,7 +14,6 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from dash import Dash, Input, Output
 from plotly.colors import sample_colorscale
 
@@ -57,7 +56,7 @@ def compute_map_figure(
     countries: pd.DataFrame,
     selected: tuple[str, ...] = (),
     geojson: str | dict = COUNTRIES_GEOJSON_URL,
-) -> go.Figure:
+) -> dict:
     """Choropleth of ``totals`` (iso3, name, usd, records, funders, recipients), log colour scale in money.
 
     One trace holds every shipped country (``countries``: iso3, shape_name), so the outlines always
@@ -85,22 +84,26 @@ def compute_map_figure(
         "no recorded funding for these filters",
     )
     selected_set = set(selected)
-    figure = go.Figure(go.Choropleth(
-        geojson=geojson, locations=frame["iso3"], z=z, featureidkey="id",
-        colorscale=_colorscale(1 / (high - none_value + 0.5)), zmin=none_value - 0.5, zmax=high,
-        customdata=np.stack([names, figures], axis=-1),
-        marker_line_color=["#d62728" if iso3 in selected_set else "#ffffff" for iso3 in frame["iso3"]],
-        marker_line_width=[2.0 if iso3 in selected_set else 0.4 for iso3 in frame["iso3"]],
-        colorbar={"title": {"text": "USD"}, "tickvals": tickvals, "ticktext": ticktext, "thickness": 12,
-                  "len": 0.8},
-        hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}<extra></extra>",
-        name="USD by country",
-    ))
-    figure.update_geos(visible=False, projection_type="natural earth", showframe=False,
-                       lataxis_range=[-58, 85], bgcolor="rgba(0,0,0,0)")
-    figure.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, paper_bgcolor="rgba(0,0,0,0)",
-                         dragmode=False, clickmode="event", uirevision="map")
-    return figure
+    iso3 = frame["iso3"].tolist()
+    # A plain plotly dict (go.Figure validation would cost more than the whole aggregate).
+    trace = {
+        "type": "choropleth", "geojson": geojson, "locations": iso3, "z": z.tolist(), "featureidkey": "id",
+        "colorscale": _colorscale(1 / (high - none_value + 0.5)), "zmin": none_value - 0.5, "zmax": high,
+        "customdata": [[name, text] for name, text in zip(names.tolist(), figures.tolist(), strict=True)],
+        "marker": {"line": {"color": ["#d62728" if code in selected_set else "#ffffff" for code in iso3],
+                            "width": [2.0 if code in selected_set else 0.4 for code in iso3]}},
+        "colorbar": {"title": {"text": "USD"}, "tickvals": tickvals, "ticktext": ticktext, "thickness": 12,
+                     "len": 0.8},
+        "hovertemplate": "<b>%{customdata[0]}</b><br>%{customdata[1]}<extra></extra>",
+        "name": "USD by country",
+    }
+    layout = {
+        "geo": {"visible": False, "projection": {"type": "natural earth"}, "showframe": False,
+                "lataxis": {"range": [-58, 85]}, "bgcolor": "rgba(0,0,0,0)"},
+        "margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "paper_bgcolor": "rgba(0,0,0,0)", "dragmode": False,
+        "clickmode": "event", "uirevision": "map",
+    }
+    return {"data": [trace], "layout": layout}
 
 
 def compute_map_note(totals: pd.DataFrame, headline: queries.Headline) -> str:

@@ -23,8 +23,12 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,8 +43,7 @@ from sqlalchemy.engine import make_url
 
 from data_sources.filters import Filters
 
-FORMAT_VERSION = "1"
-FETCH_ROWS = 100_000
+FORMAT_VERSION = "2"
 # Dictionary-encoded columns: name -> SQL expression read from the store.
 _DIMENSIONS = {
     "source": "source",
@@ -58,11 +61,21 @@ _DIMENSIONS = {
 }
 # Free-text columns, kept only lower-cased (what ``q`` matches against), dictionary-encoded.
 _TEXTS = ("title", "description", "implementer_name")
+_SELECT = (
+    "SELECT " + ", ".join(  # noqa: S608 - fixed column names only
+        f"{column} AS {name}" for name, column in _DIMENSIONS.items()
+    ) + ", "
+    + ", ".join(_TEXTS) + ", source || ':' || record_id AS record, row_id, year, "
+    "CASE WHEN amount IS NULL THEN 0 ELSE 1 END AS has_amount, amount_usd AS usd, "
+    "CASE WHEN duplicate_of IS NULL THEN 1 ELSE 0 END AS counted, allocation_share AS share, amount, fx_rate, "
+    "lat, lon FROM allocations ORDER BY row_id"
+)
 _PARTIES = ("funder", "recipient")
 # Columns a page may be sorted by here (numbers); other sorts go to SQL.
 NUMERIC_SORTS = {"amount": "amount", "amount_usd": "usd", "year": "year", "allocation_share": "share",
                  "fx_rate": "fx_rate", "lat": "lat", "lon": "lon"}
 MASK_CACHE = 16
+BUILD_TIMEOUT_S = 3 * 3600
 
 
 def cache_root() -> Path:
@@ -137,74 +150,64 @@ class ColumnarTable:
         self.dialect: str = meta["dialect"]
         self.rows = int(meta["rows"])
         self.dims = {name: Dimension(arrays[f"{name}.codes"], values[name]) for name in values}
-        self._masks: OrderedDict[Filters, np.ndarray] = OrderedDict()
+        self._masks: OrderedDict[object, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- building -------------------------------------------------------------------------
     @classmethod
     def build(cls, engine: Engine, progress: Callable[[int], None] | None = None) -> ColumnarTable:
-        """Read the store once, in one snapshot, and encode it."""
+        """Read the store once (connectorx: straight into Arrow, several times faster than rows
+        through the DB-API) and encode it. A load finishing during the read means another try."""
+        import connectorx
+
         from data_sources.queries import data_version
 
         dialect = engine.dialect.name
-        names = [*_DIMENSIONS, *_TEXTS]
-        select_list = ", ".join(
-            [*(_DIMENSIONS[n] for n in _DIMENSIONS), *_TEXTS,
-             "source || ':' || record_id", "row_id", "year", "amount IS NOT NULL", "amount_usd",
-             "duplicate_of IS NULL", "allocation_share", "amount", "fx_rate", "lat", "lon"]
-        )
-        text_chunks: dict[str, list[pa.Array]] = {n: [] for n in [*names, "record"]}
-        number_chunks: dict[str, list[np.ndarray]] = {
-            n: [] for n in ("row_id", "year", "has_amount", "usd", "counted", "share", "amount", "fx_rate",
-                            "lat", "lon")
-        }
-        with engine.connect() as conn:
-            if dialect == "postgresql":
-                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            else:
-                conn.exec_driver_sql("BEGIN")  # one snapshot for the version and the rows (WAL)
-            version = data_version(engine, conn)
-            result = conn.exec_driver_sql(f"SELECT {select_list} FROM allocations ORDER BY row_id")  # noqa: S608
-            read = 0
-            while batch := result.fetchmany(FETCH_ROWS):
-                columns = list(zip(*batch, strict=True))
-                for position, name in enumerate([*names, "record"]):
-                    text_chunks[name].append(pa.array(columns[position], type=pa.string()))
-                row_id, year, has_amount, usd, counted, share, amount, fx_rate, lat, lon = columns[len(names) + 1 :]
-                number_chunks["row_id"].append(np.asarray(row_id, dtype=np.int64))
-                number_chunks["year"].append(np.asarray([np.nan if y is None else y for y in year],
-                                                        dtype=np.float32))
-                number_chunks["has_amount"].append(np.asarray(has_amount, dtype=bool))
-                number_chunks["counted"].append(np.asarray(counted, dtype=bool))
-                for name, column in (("usd", usd), ("share", share), ("amount", amount), ("fx_rate", fx_rate),
-                                     ("lat", lat), ("lon", lon)):
-                    number_chunks[name].append(np.asarray(column, dtype=np.float64))  # None -> NaN
-                read += len(batch)
-                if progress is not None:
-                    progress(read)
-        return cls._from_chunks(text_chunks, number_chunks, {"data_version": version, "dialect": dialect,
-                                                             "rows": read, "format": FORMAT_VERSION})
+        url = make_url(str(engine.url))
+        if dialect == "sqlite":
+            source = f"sqlite://{url.database}"
+        elif dialect == "postgresql":
+            source = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        else:
+            raise ValueError(f"the columnar copy reads SQLite or PostgreSQL stores, not {dialect}")
+        for _attempt in range(5):
+            version = data_version(engine)
+            table = connectorx.read_sql(source, _SELECT, return_type="arrow")
+            if data_version(engine) == version:
+                break
+        else:
+            raise RuntimeError("the store kept changing while its columnar copy was read; try again later")
+        if progress is not None:
+            progress(table.num_rows)
+        return cls._from_arrow(table, {"data_version": version, "dialect": dialect, "rows": table.num_rows,
+                                       "format": FORMAT_VERSION, "built_by": f"{os.getpid()}-{time.time_ns()}"})
 
     @classmethod
-    def _from_chunks(cls, text_chunks: dict, number_chunks: dict, meta: dict) -> ColumnarTable:
+    def _from_arrow(cls, table: pa.Table, meta: dict) -> ColumnarTable:
         arrays: dict[str, np.ndarray] = {}
         values: dict[str, pa.Array] = {}
 
-        def concat(name: str, dtype) -> np.ndarray:
-            parts = number_chunks[name]
-            return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
+        def column(name: str) -> pa.Array:
+            return table.column(name).combine_chunks()
+
+        def numbers(name: str, dtype) -> np.ndarray:
+            # Cast first: connectorx types the columns of an empty result loosely.
+            if dtype in (np.float32, np.float64):
+                data = column(name).cast(pa.float64()).fill_null(float("nan"))
+            else:
+                data = column(name).cast(pa.int64()).fill_null(0)
+            return data.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
 
         for name in _DIMENSIONS:
-            arrays[f"{name}.codes"], values[name] = _encode(text_chunks[name])
+            arrays[f"{name}.codes"], values[name] = _encode([column(name).cast(pa.string())])
         for name in _TEXTS:
-            codes, dictionary = _encode(text_chunks[name])
+            codes, dictionary = _encode([column(name).cast(pa.string())])
             arrays[f"{name}.codes"], values[name] = codes, _lowered(dictionary, meta["dialect"])
-        record_codes, _records = _encode(text_chunks["record"])
-        arrays["record"] = record_codes
+        arrays["record"], _records = _encode([column("record").cast(pa.string())])
         for name, dtype in (("row_id", np.int64), ("year", np.float32), ("has_amount", bool), ("usd", np.float64),
                             ("counted", bool), ("share", np.float64), ("amount", np.float64),
                             ("fx_rate", np.float64), ("lat", np.float64), ("lon", np.float64)):
-            arrays[name] = concat(name, dtype)
+            arrays[name] = numbers(name, dtype)
         arrays["usd0"] = np.nan_to_num(arrays["usd"], nan=0.0)
         # A party's key is its id where it has one, else its name (what the filter and the charts use).
         for party in _PARTIES:
@@ -223,16 +226,21 @@ class ColumnarTable:
             codes = arrays[f"{name}.codes"]
             arrays[f"{name}.usd_all"] = np.bincount(codes[codes >= 0], weights=arrays["usd0"][codes >= 0],
                                                     minlength=len(values[name]))
-        # Orders for distinct counts per country: rows sorted by (country, key), and each row's group.
+        # Distinct counts per country: each row's (country, key) pair as a dense group number, and each
+        # group's country. Counting a selection's distinct pairs is then two bincounts, no sorting.
         country = arrays["country.codes"]
         for suffix, key in (("record", arrays["record"]), ("funder", arrays["funder.codes"]),
                             ("recipient", arrays["recipient.codes"])):
-            order = np.lexsort((key, country)).astype(np.int32)
-            keep = key[order] >= 0  # NULL keys are not counted (SQL count(DISTINCT) skips NULL)
-            order = order[keep]
-            arrays[f"by_country_{suffix}.order"] = order
-            arrays[f"by_country_{suffix}.group"] = _group_starts(order, (country, key))
-            arrays[f"by_country_{suffix}.country"] = country[order]
+            order = np.lexsort((key, country))
+            groups = _group_starts(order, (country, key))
+            group_of_row = np.empty(len(order), dtype=np.int32)
+            group_of_row[order] = groups
+            # NULL keys and rows without a country are not counted (SQL count(DISTINCT) skips NULL).
+            group_of_row[(key < 0) | (country < 0)] = -1
+            group_country = np.full(int(groups.max(initial=-1)) + 1, -1, dtype=np.int32)
+            group_country[groups] = country[order]
+            arrays[f"by_country_{suffix}.group"] = group_of_row
+            arrays[f"by_country_{suffix}.country"] = group_country
         # The name each country and sector shows: the largest, as SQL max().
         for name, label_of in (("country", "country_name"), ("sector", "sector_name")):
             values[f"{name}_label"] = _largest_label(arrays[f"{name}.codes"], len(values[name]),
@@ -258,7 +266,8 @@ class ColumnarTable:
         meta = json.loads((folder / "meta.json").read_text())
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"{folder}: columnar copy of another format")
-        arrays = {p.name.removesuffix(".npy"): np.load(p, mmap_mode="r", allow_pickle=False)
+        # Plain ndarray views of the maps: numpy's memmap subclass adds a cost to every indexing.
+        arrays = {p.name.removesuffix(".npy"): np.load(p, mmap_mode="r", allow_pickle=False).view(np.ndarray)
                   for p in folder.glob("*.npy")}
         values = {}
         for path in folder.glob("*.values.arrow"):
@@ -266,6 +275,16 @@ class ColumnarTable:
                 values[path.name.removesuffix(".values.arrow")] = pa.ipc.open_file(source).read_all().column(0)\
                     .combine_chunks()
         return cls(arrays, values, meta)
+
+    def warm(self) -> None:
+        """Read every mapped array once, so the first filter change does not wait on the disk, and
+        work out what is derived once per process."""
+        for array in self.arrays.values():
+            if array.size:
+                np.add.reduce(array.view(np.uint8).reshape(-1)[:: 4096])  # one byte per page
+        self._derived("year_code")
+        self._derived("records")
+        self.counted(Filters())
 
     # --- filtering ------------------------------------------------------------------------
     def mask(self, filters: Filters) -> np.ndarray:
@@ -307,13 +326,21 @@ class ColumnarTable:
         return mask
 
     def _text_mask(self, needle: str) -> np.ndarray:
+        """Rows whose title, description or names contain ``needle`` (lower-cased), memoised by
+        needle so that changing other filters does not search again."""
+        key = ("text", needle)
+        with self._lock:
+            if key in self._masks:
+                self._masks.move_to_end(key)
+                return self._masks[key]
         found = np.zeros(self.rows, dtype=bool)
         for name in (*_TEXTS, "funder_name", "recipient_name"):
             dim = self.dims[name]
             values = dim.values if name in _TEXTS else self._lowered_names(name)
-            hits = pc.match_substring(values, needle).fill_null(False).to_numpy(zero_copy_only=False)
-            table = np.append(hits, False)
+            table = np.append(substring_hits(values, needle), False)  # the last slot answers code -1
             found |= table[dim.codes]
+        with self._lock:
+            self._masks[key] = found
         return found
 
     def _lowered_names(self, name: str) -> pa.Array:
@@ -323,105 +350,127 @@ class ColumnarTable:
         return cache[name]
 
     def counted(self, filters: Filters) -> np.ndarray:
-        """Rows matching ``filters`` that totals count (not a duplicate of another row)."""
-        return self.mask(filters) & self.arrays["counted"]
+        """Indexes of rows matching ``filters`` that totals count (not a duplicate of another row)."""
+        key = ("counted", filters)
+        with self._lock:
+            if key in self._masks:
+                self._masks.move_to_end(key)
+                return self._masks[key]
+        chosen = np.flatnonzero(self.mask(filters) & self.arrays["counted"])
+        chosen.flags.writeable = False
+        with self._lock:
+            self._masks[key] = chosen
+            while len(self._masks) > MASK_CACHE:
+                self._masks.popitem(last=False)
+        return chosen
+
+    def _derived(self, name: str) -> np.ndarray | int:
+        """Arrays and sizes worked out once per process from the saved ones."""
+        cache = self.__dict__.setdefault("_derived_cache", {})
+        if name not in cache:
+            a = self.arrays
+            if name == "year_first":
+                years = a["year"][~np.isnan(a["year"])]
+                cache[name] = int(years.min()) if len(years) else 0
+            elif name == "year_code":  # year - first year, -1 where there is none
+                first = self._derived("year_first")
+                cache[name] = np.where(np.isnan(a["year"]), -1, a["year"] - first).astype(np.int32)
+            elif name == "records":
+                cache[name] = int(a["record"].max(initial=-1)) + 1
+        return cache[name]
 
     # --- aggregates (the same frames and records as ``queries``) -----------------------------
-    def _distinct_per_country(self, mask: np.ndarray, suffix: str) -> np.ndarray:
-        a = self.arrays
-        order = a[f"by_country_{suffix}.order"]
-        chosen = mask[order]
-        groups = a[f"by_country_{suffix}.group"][chosen]
-        countries = a[f"by_country_{suffix}.country"][chosen]
-        first = np.ones(len(groups), dtype=bool)
-        first[1:] = groups[1:] != groups[:-1]
-        countries = countries[first]
-        return np.bincount(countries[countries >= 0], minlength=len(self.dims["country"].values))
+    def _distinct_per_country(self, chosen: np.ndarray, suffix: str) -> np.ndarray:
+        """Per country, how many distinct keys (records, funders, recipients) the rows ``chosen`` hold."""
+        group_country = self.arrays[f"by_country_{suffix}.country"]
+        groups = self.arrays[f"by_country_{suffix}.group"][chosen]
+        present = np.flatnonzero(np.bincount(groups[groups >= 0], minlength=len(group_country)))
+        return np.bincount(group_country[present], minlength=len(self.dims["country"].values))
 
     def country_totals(self, filters: Filters) -> pd.DataFrame:
-        a = self.arrays
-        mask = self.counted(filters)
-        country = self.dims["country"].codes
-        with_country = mask & (country >= 0)
+        chosen = self.counted(filters)
+        country_codes = self.dims["country"].codes[chosen]
+        keep = country_codes >= 0
+        chosen, country_codes = chosen[keep], country_codes[keep]
         n = len(self.dims["country"].values)
-        present = np.bincount(country[with_country], minlength=n) > 0
-        usd = np.bincount(country[with_country], weights=a["usd0"][with_country], minlength=n)
-        records = self._distinct_per_country(with_country, "record")
-        funders = self._distinct_per_country(with_country, "funder")
-        recipients = self._distinct_per_country(with_country, "recipient")
+        present = np.bincount(country_codes, minlength=n) > 0
+        usd = np.bincount(country_codes, weights=self.arrays["usd0"][chosen], minlength=n)
+        records = self._distinct_per_country(chosen, "record")
+        funders = self._distinct_per_country(chosen, "funder")
+        recipients = self._distinct_per_country(chosen, "recipient")
         codes = np.flatnonzero(present)
-        iso3 = np.asarray(self.dims["country"].values.to_pylist(), dtype=object)[codes]
-        labels = np.asarray(self.dims["country_label"].values.to_pylist(), dtype=object)[codes]
-        frame = pd.DataFrame({"iso3": iso3, "name": labels, "usd": usd[codes], "records": records[codes],
-                              "funders": funders[codes], "recipients": recipients[codes]})
-        frame = frame.sort_values("iso3", kind="stable").reset_index(drop=True)
-        for column in ("records", "funders", "recipients"):
-            frame[column] = frame[column].astype(int)
-        return frame
+        take = pa.array(codes)
+        frame = pd.DataFrame({"iso3": self.dims["country"].values.take(take).to_pylist(),
+                              "name": self.dims["country_label"].values.take(take).to_pylist(),
+                              "usd": usd[codes], "records": records[codes].astype(int),
+                              "funders": funders[codes].astype(int), "recipients": recipients[codes].astype(int)})
+        return frame.sort_values("iso3", kind="stable").reset_index(drop=True)
 
     def headline(self, filters: Filters):
         from data_sources.queries import Headline
 
         a = self.arrays
-        mask = self.counted(filters)
+        chosen = self.counted(filters)
+        usd = a["usd0"][chosen]
 
         def distinct(codes: np.ndarray, size: int) -> int:
-            chosen = codes[mask]
-            return int(np.count_nonzero(np.bincount(chosen[chosen >= 0], minlength=size)))
+            picked = codes[chosen]
+            return int(np.count_nonzero(np.bincount(picked[picked >= 0], minlength=size)))
 
         flow = self.dims["flow_type"]
-        flow_codes = flow.codes[mask]
-        flow_usd = np.bincount(flow_codes[flow_codes >= 0], weights=a["usd0"][mask][flow_codes >= 0],
-                               minlength=len(flow.values))
-        flow_present = np.bincount(flow_codes[flow_codes >= 0], minlength=len(flow.values)) > 0
+        flow_codes = flow.codes[chosen]
+        known = flow_codes >= 0
+        flow_usd = np.bincount(flow_codes[known], weights=usd[known], minlength=len(flow.values))
+        flow_present = np.bincount(flow_codes[known], minlength=len(flow.values)) > 0
         flows = {flow.values[int(i)].as_py(): float(flow_usd[i]) for i in np.flatnonzero(flow_present)}
-        if np.any(flow_codes < 0):
-            flows[None] = float(a["usd0"][mask][flow_codes < 0].sum())  # type: ignore[index]
+        if not known.all():
+            flows[None] = float(usd[~known].sum())  # type: ignore[index]
         return Headline(
-            usd=float(a["usd0"][mask].sum()),
-            records=distinct(a["record"], int(a["record"].max(initial=-1)) + 1),
+            usd=float(usd.sum()),
+            records=distinct(a["record"], self._derived("records")),
             funders=distinct(self.dims["funder"].codes, len(self.dims["funder"].values)),
             recipients=distinct(self.dims["recipient"].codes, len(self.dims["recipient"].values)),
-            rows=int(np.count_nonzero(mask)),
-            usd_without_country=float(a["usd0"][mask & (self.dims["country"].codes < 0)].sum()),
-            amounts_without_usd=int(np.count_nonzero(mask & a["has_amount"] & np.isnan(a["usd"]))),
+            rows=len(chosen),
+            usd_without_country=float(usd[self.dims["country"].codes[chosen] < 0].sum()),
+            amounts_without_usd=int(np.count_nonzero(a["has_amount"][chosen] & np.isnan(a["usd"][chosen]))),
             usd_by_flow_type=flows,
         )
 
     def totals_by(self, filters: Filters, dimension: str, limit: int = 10) -> pd.DataFrame:
         a = self.arrays
-        mask = self.counted(filters)
+        chosen = self.counted(filters)
         if dimension == "year":
-            years = a["year"][mask]
-            keep = ~np.isnan(years)
-            frame = pd.DataFrame({"year": years[keep].astype(np.int64), "usd": a["usd0"][mask][keep]})
-            grouped = frame.groupby("year", sort=True)["usd"].sum()
-            return pd.DataFrame({"label": grouped.index.to_numpy(), "value": grouped.index.to_numpy(),
-                                 "usd": grouped.to_numpy(dtype=float)})
+            codes = self._derived("year_code")[chosen]
+            keep = codes >= 0
+            size = int(codes.max(initial=-1)) + 1
+            present = np.flatnonzero(np.bincount(codes[keep], minlength=size) > 0)
+            sums = np.bincount(codes[keep], weights=a["usd0"][chosen][keep], minlength=size)
+            years = present.astype(np.int64) + self._derived("year_first")
+            return pd.DataFrame({"label": years, "value": years, "usd": sums[present].astype(float)})
         if dimension == "theme":
             dim = self.dims["theme"]
-            labels = [*dim.values.to_pylist(), "(no theme)"]  # code -1 reads the last label
-            codes = np.where(dim.codes[mask] < 0, len(labels) - 1, dim.codes[mask])
-            values = np.asarray(labels, dtype=object)
-            return self._top(codes, a["usd0"][mask], values, values, limit)
+            values = pa.concat_arrays([dim.values, pa.array(["(no theme)"])])  # code -1 reads the last one
+            codes = dim.codes[chosen]
+            codes = np.where(codes < 0, len(values) - 1, codes)
+            return self._top(codes, a["usd0"][chosen], values, values, limit)
         if dimension in _PARTIES:
             dim = self.dims[dimension]
-            codes = dim.codes[mask]
+            codes = dim.codes[chosen]
             keep = codes >= 0
-            values = np.asarray(dim.values.to_pylist(), dtype=object)
-            labels = np.asarray(self.dims[f"{dimension}_label"].values.to_pylist(), dtype=object)
-            return self._top(codes[keep], a["usd0"][mask][keep], labels, values, limit)
+            labels = self.dims[f"{dimension}_label"].values
+            return self._top(codes[keep], a["usd0"][chosen][keep], labels, dim.values, limit)
         raise ValueError(f"unknown breakdown {dimension!r}")
 
     @staticmethod
-    def _top(codes: np.ndarray, usd: np.ndarray, labels: np.ndarray, values: np.ndarray, limit: int) -> pd.DataFrame:
+    def _top(codes: np.ndarray, usd: np.ndarray, labels: pa.Array, values: pa.Array, limit: int) -> pd.DataFrame:
         size = len(values)
         present = np.flatnonzero(np.bincount(codes, minlength=size) > 0)
         sums = np.bincount(codes, weights=usd, minlength=size)[present]
-        keys = values[present]
-        order = _top_order(sums, keys, limit)  # largest first; ties by value, as SQL's ORDER BY usd DESC, value
-        chosen = present[order]
-        return pd.DataFrame({"label": labels[chosen], "value": values[chosen], "usd": sums[order].astype(float)})
+        # Largest first; ties by value, as SQL's ORDER BY usd DESC, value.
+        order = _top_order(sums, values.take(pa.array(present)), limit)
+        chosen = pa.array(present[order])
+        return pd.DataFrame({"label": labels.take(chosen).to_pylist(), "value": values.take(chosen).to_pylist(),
+                             "usd": sums[order].astype(float)})
 
     def row_count(self, filters: Filters) -> int:
         return int(np.count_nonzero(self.mask(filters)))
@@ -470,11 +519,43 @@ class ColumnarTable:
         if kind not in self._OPTION_DIMS or self._OPTION_DIMS[kind][1] is None:
             return None
         value_dim, label_dim = self._OPTION_DIMS[kind]
-        values = np.asarray(self.dims[value_dim].values.to_pylist(), dtype=object)
-        labels = np.asarray(self.dims[label_dim].values.to_pylist(), dtype=object)
-        usd = self.arrays[f"{value_dim}.usd_all"]
-        order = _top_order(usd, values, limit)
-        return [{"label": str(labels[i] or values[i]), "value": str(values[i])} for i in order]
+        values = self.dims[value_dim].values
+        order = pa.array(_top_order(self.arrays[f"{value_dim}.usd_all"], values, limit))
+        return [{"label": str(label or value), "value": str(value)}
+                for label, value in zip(self.dims[label_dim].values.take(order).to_pylist(),
+                                        values.take(order).to_pylist(), strict=True)]
+
+
+def substring_hits(values: pa.Array, needle: str) -> np.ndarray:
+    """Which of ``values`` contain ``needle``, literally. For needles of three characters or more,
+    one ``re`` scan of the array's concatenated UTF-8 buffer (a C loop, several times faster than
+    Arrow's per-string search), each match kept only when it lies inside one string."""
+    if len(needle) < 3 or len(values) == 0:  # short needles match most strings: Arrow stops at the first
+        return pc.match_substring(values, needle).fill_null(False).to_numpy(zero_copy_only=False)
+    values = values.cast(pa.string())
+    _validity, offsets_buffer, data = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset : values.offset + len(values) + 1]
+    if data is None:
+        return np.zeros(len(values), dtype=bool)
+    text = memoryview(data)[offsets[0] : offsets[-1]]
+    pattern = re.compile(re.escape(needle.encode("utf-8")))
+    starts = np.fromiter((m.start() for m in pattern.finditer(text)), dtype=np.int64) + offsets[0]
+    owner = np.searchsorted(offsets, starts, side="right") - 1
+    width = len(needle.encode("utf-8"))
+    inside = starts + width <= offsets[owner + 1]
+    hits = np.zeros(len(values), dtype=bool)
+    hits[owner[inside]] = True
+    # A match across a boundary hides matches that start inside it (the scan resumes after it):
+    # the strings it reaches into are checked one by one.
+    for start in starts[~inside].tolist():
+        following = int(np.searchsorted(offsets, start, side="right"))
+        while following < len(values) and offsets[following] < start + width:
+            if not hits[following] and needle in (values[following].as_py() or ""):
+                hits[following] = True
+            following += 1
+    if values.null_count:
+        hits &= values.is_valid().to_numpy(zero_copy_only=False)
+    return hits
 
 
 def _largest_label(codes: np.ndarray, size: int, label_codes: np.ndarray, labels: pa.Array) -> pa.Array:
@@ -490,14 +571,16 @@ def _largest_label(codes: np.ndarray, size: int, label_codes: np.ndarray, labels
     return pa.array(largest, type=pa.string())
 
 
-def _top_order(sums: np.ndarray, keys: np.ndarray, limit: int) -> np.ndarray:
-    """Indexes of the ``limit`` largest ``sums``, ties by ``keys`` ascending."""
+def _top_order(sums: np.ndarray, keys: pa.Array, limit: int) -> np.ndarray:
+    """Indexes of the ``limit`` largest ``sums``, ties by ``keys`` ascending (only the candidates'
+    keys are read, so a dimension of a million values costs no more than one of ten)."""
     if len(sums) > limit:
         threshold = np.partition(sums, len(sums) - limit)[len(sums) - limit]
         candidates = np.flatnonzero(sums >= threshold)
     else:
         candidates = np.arange(len(sums))
-    ordered = sorted(candidates.tolist(), key=lambda i: (-sums[i], keys[i]))
+    names = dict(zip(candidates.tolist(), keys.take(pa.array(candidates)).to_pylist(), strict=True))
+    ordered = sorted(candidates.tolist(), key=lambda i: (-sums[i], names[i]))
     return np.asarray(ordered[:limit], dtype=np.int64)
 
 
@@ -520,9 +603,13 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure(engine: Engine, root: Path | None = None, progress: Callable[[int], None] | None = None) -> ColumnarTable:
+def ensure(engine: Engine, root: Path | None = None) -> ColumnarTable:
     """The copy for the store's current data version: opened from disk, else built (one process at a
-    time; others wait for it and open it) and saved. Older versions of this store are removed."""
+    time; others wait for it and open it) and saved. Older versions of this store are removed.
+
+    The build runs in a child process: connectorx carries its own SQLite library, and two SQLite
+    libraries in one process break each other's file locks (SQLite's documented corruption hazard).
+    The child also takes the build's memory peak with it when it exits."""
     from data_sources.queries import data_version
 
     version = data_version(engine)
@@ -532,11 +619,10 @@ def ensure(engine: Engine, root: Path | None = None, progress: Callable[[int], N
     with _locked(folder.parent / ".lock"):
         if (folder / "meta.json").exists():  # built by another process while this one waited
             return ColumnarTable.open(folder)
-        table = ColumnarTable.build(engine, progress)
-        target = folder_for(engine, table.version, root)  # the version read in the build's snapshot
-        scratch = target.with_name(target.name + f".tmp{os.getpid()}")
+        scratch = folder.with_name(folder.name + f".tmp{os.getpid()}-{threading.get_ident()}")
         shutil.rmtree(scratch, ignore_errors=True)
-        table.save(scratch)
+        built = _build_in_child(engine, scratch)
+        target = folder_for(engine, built["data_version"], root)  # the version the build read
         if not (target / "meta.json").exists():
             shutil.rmtree(target, ignore_errors=True)
             scratch.rename(target)
@@ -546,3 +632,32 @@ def ensure(engine: Engine, root: Path | None = None, progress: Callable[[int], N
             if old.is_dir() and old != target:
                 shutil.rmtree(old, ignore_errors=True)
     return ColumnarTable.open(target)
+
+
+_URL_VARIABLE = "FUNDATLAS_COLUMNAR_SOURCE"
+
+
+def _build_in_child(engine: Engine, folder: Path) -> dict:
+    """Build and save the copy into ``folder`` in a child process; its meta, or a clear error."""
+    env = {**os.environ, _URL_VARIABLE: engine.url.render_as_string(hide_password=False)}  # not in argv: ps shows it
+    done = subprocess.run([sys.executable, "-m", "data_sources.columnar", str(folder)], env=env,
+                          capture_output=True, text=True, check=False, timeout=BUILD_TIMEOUT_S)
+    meta_path = folder / "meta.json"
+    if done.returncode != 0 or not meta_path.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"building the columnar copy failed (exit {done.returncode}): {detail}")
+    return json.loads(meta_path.read_text())
+
+
+def _main(argv: Sequence[str]) -> int:
+    from data_sources.store import make_engine
+
+    engine = make_engine(os.environ[_URL_VARIABLE])
+    table = ColumnarTable.build(engine)
+    table.save(Path(argv[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

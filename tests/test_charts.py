@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
 import pytest
 
 from callbacks.charts import compute_ranking_figure, compute_year_figure
@@ -60,9 +61,9 @@ def test_chips_list_and_remove_each_active_value():
 
 
 def test_figures_read_in_money(demo_engine):
-    years = compute_year_figure(queries.totals_by(demo_engine, Filters(), "year"))
+    years = go.Figure(compute_year_figure(queries.totals_by(demo_engine, Filters(), "year")))  # validates
     assert years.data[0].text[0].startswith("$")
-    ranking = compute_ranking_figure(queries.totals_by(demo_engine, Filters(), "recipient", limit=10))
+    ranking = go.Figure(compute_ranking_figure(queries.totals_by(demo_engine, Filters(), "recipient", limit=10)))
     bars = ranking.data[0]
     assert len(bars.y) == 10 and all(len(label) <= 34 for label in bars.y)
     assert list(bars.x) == sorted(bars.x)  # largest on top

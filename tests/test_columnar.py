@@ -161,26 +161,29 @@ def test_copy_is_saved_once_per_data_version_and_replaced_after_a_change(demo_en
 
 
 def test_concurrent_builders_build_once(demo_engine, tmp_path):
-    built: list[int] = []
-    original = columnar.ColumnarTable.build.__func__
-
-    def counting_build(cls, engine, progress=None):
-        built.append(1)
-        return original(cls, engine, progress)
-
     results: list[columnar.ColumnarTable] = []
-    columnar.ColumnarTable.build = classmethod(counting_build)  # type: ignore[method-assign]
-    try:
-        threads = [threading.Thread(target=lambda: results.append(columnar.ensure(demo_engine, root=tmp_path)))
-                   for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        columnar.ColumnarTable.build = classmethod(original)  # type: ignore[method-assign]
-    assert len(results) == 3 and len(built) == 1
-    assert len({r.version for r in results}) == 1
+    threads = [threading.Thread(target=lambda: results.append(columnar.ensure(demo_engine, root=tmp_path)))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 3
+    assert len({r.meta["built_by"] for r in results}) == 1, "one build, opened by all"
+    store_folder = columnar.folder_for(demo_engine, results[0].version, tmp_path).parent
+    assert len([p for p in store_folder.iterdir() if p.is_dir()]) == 1, "no scratch folder left behind"
+
+
+def test_a_failed_build_says_why_and_leaves_nothing(tmp_path):
+    from data_sources.store import open_store
+
+    engine = open_store(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE allocations"))
+    with pytest.raises(RuntimeError, match="building the columnar copy failed"):
+        columnar.ensure(engine, root=tmp_path / "copies")
+    leftovers = [p for p in (tmp_path / "copies").rglob("v*") if p.is_dir()]  # copies and scratch folders
+    assert leftovers == [], leftovers
 
 
 def test_empty_store_gives_empty_answers(engine, tmp_path):
@@ -191,3 +194,16 @@ def test_empty_store_gives_empty_answers(engine, tmp_path):
     assert table.totals_by(Filters(), "funder").empty
     assert table.page_row_ids(Filters(), 0, 10) == []
     assert table.options("funder") == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="abÁ%_", max_size=6)), max_size=10),
+       st.text(alphabet="abÁ%_", min_size=1, max_size=4), st.integers(0, 3))
+def test_substring_search_equals_a_per_string_search(texts, needle, offset):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.array(texts, type=pa.string())
+    values = values.slice(min(offset, len(values)))  # arrays that do not start at their buffer's start
+    expected = pc.match_substring(values, needle).fill_null(False).to_numpy(zero_copy_only=False)
+    assert columnar.substring_hits(values, needle).tolist() == expected.tolist()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import plotly.graph_objects as go
 
 from callbacks.map import COUNTRIES_GEOJSON_URL, compute_map_figure, shipped_countries
 from layouts.main import MAP_CONFIG
@@ -17,7 +18,7 @@ TOTALS = pd.DataFrame({
 
 
 def test_every_country_is_drawn_and_money_reads_in_dollars():
-    figure = compute_map_figure(TOTALS, shipped_countries(), selected=("UGA",))
+    figure = go.Figure(compute_map_figure(TOTALS, shipped_countries(), selected=("UGA",)))  # validates
     trace = figure.data[0]
     assert len(trace.locations) == len(shipped_countries()) > 200
     assert trace.geojson == COUNTRIES_GEOJSON_URL  # fetched once by the browser, not sent each time
@@ -31,7 +32,7 @@ def test_every_country_is_drawn_and_money_reads_in_dollars():
 
 
 def test_map_update_is_small_and_offline():
-    payload = json.dumps(compute_map_figure(TOTALS, shipped_countries()).to_plotly_json(), default=str)
+    payload = json.dumps(compute_map_figure(TOTALS, shipped_countries()), default=str)
     assert len(payload) < 60_000
     assert "http" not in payload
     assert MAP_CONFIG["topojsonURL"].startswith("/assets/")
@@ -39,5 +40,5 @@ def test_map_update_is_small_and_offline():
 
 def test_empty_totals_still_draw_the_outlines():
     empty = TOTALS.iloc[0:0]
-    trace = compute_map_figure(empty, shipped_countries()).data[0]
+    trace = go.Figure(compute_map_figure(empty, shipped_countries())).data[0]
     assert len(set(trace.z)) == 1 and len(trace.locations) > 200
