@@ -72,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filters(summary)
     _add_db(summary)
 
+    quality = commands.add_parser("quality", help="data quality: shares of money with a known place, sector, "
+                                  "recipient and USD value, duplicates, per source and per load")
+    quality.add_argument("--json", action="store_true", help="print JSON")
+    _add_db(quality)
+
+    duplicates = commands.add_parser("duplicates", help="the double-count ledger: raw vs counted totals per "
+                                     "stream, and each excluded record with its rule and the record that counts")
+    duplicates.add_argument("--json", action="store_true", help="print JSON")
+    duplicates.add_argument("--limit", type=int, default=50, metavar="N", help="excluded rows to list (default 50)")
+    _add_db(duplicates)
+
     serve = commands.add_parser("serve", help="run the dashboard")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8050)
@@ -80,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="write the fictional demo files and load them")
     demo.add_argument("--dir", type=Path, help=f"where to write the files (default: {config.demo_dir()})")
     _add_db(demo)
+
+    boundaries = commands.add_parser("boundaries", help="admin areas (admin-1, admin-2) rows are placed in")
+    areas = boundaries.add_subparsers(dest="boundaries_command", required=True)
+    add = areas.add_parser("add", help="store a GeoJSON, GeoPackage, shapefile or TopoJSON of admin areas, "
+                           "then place the stored rows in them")
+    add.add_argument("file", metavar="FILE")
+    add.add_argument("--country", metavar="ISO3", help="the country of every area (default: from the file)")
+    add.add_argument("--level", type=int, choices=(1, 2), help="admin level (default: from the fields, else 1)")
+    for name in ("code", "name", "country"):
+        add.add_argument(f"--{name}-field", metavar="F", help=f"the field holding the area's {name} "
+                         "(default: detected, e.g. ADM1_PCODE / ADM1_EN / ADM0_PCODE or code_hasc / name / adm0_a3)")
+    add.add_argument("--layer", help="the layer of a multi-layer file (default: the one named like adm1)")
+    _add_db(add)
+    _add_db(areas.add_parser("list", help="the stored admin areas and the place names no area matched"))
     return parser
 
 
@@ -180,6 +205,43 @@ def run_demo(engine, directory: Path | None = None) -> int:
     return load_paths(engine, data_files)
 
 
+def _print_unmatched(unmatched: list[dict], limit: int = 20) -> None:
+    for u in unmatched[:limit]:
+        place = " ".join(str(v) for v in (u["code"], u["name"]) if v)
+        print(f"  unmatched {u['country_iso3']} {place!r} ({u['rows']:,} rows): {u['reason']}")
+    if len(unmatched) > limit:
+        print(f"  ... and {len(unmatched) - limit} more unmatched places")
+
+
+def run_boundaries(engine, args: argparse.Namespace) -> int:
+    """``boundaries add`` (store a file, place the rows, print counts) and ``boundaries list``."""
+    from data_sources import boundaries
+
+    if args.boundaries_command == "add":
+        result = boundaries.add_boundaries(
+            engine, args.file, country=args.country, level=args.level, code_field=args.code_field,
+            name_field=args.name_field, country_field=args.country_field, layer=args.layer)
+        b, stored, placed = result.boundary, result.stored, result.assignment
+        fields = b.fields
+        print(f"{b.path}: {b.features} features, {len(b.areas)} admin-{fields.level} areas in "
+              f"{', '.join(b.countries)} (code {fields.code}, name {fields.name}); {b.merged} merged, "
+              f"{b.repaired} repaired; {stored.added} stored, {stored.removed} replaced, "
+              f"{len(stored.unchanged)} country/levels unchanged")
+        print(f"rows placed: {placed['points_placed']:,} points newly placed, {placed['points_outside']:,} outside "
+              f"every area; by method: {placed['rows_by_method']}")
+        _print_unmatched(placed["unmatched"])
+        return 0
+    entries = boundaries.list_boundaries(engine)
+    if not entries:
+        print("no admin areas stored: add a boundary file with `fundatlas boundaries add FILE`")
+    for entry in entries:
+        print(f"{entry['country_iso3']} admin-{entry['level']}: {entry['areas']} areas, "
+              f"{entry['rows_placed']:,} rows placed, from {entry['source_file']} ({entry['added_at']})")
+    with engine.connect() as conn:
+        _print_unmatched(boundaries.unmatched_places(conn))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -204,8 +266,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             data = summary(_engine(args), filters_from_args(args))
             print(json.dumps(data, indent=2)) if args.json else _print_summary(data)
             return 0
+        if args.command in ("quality", "duplicates"):
+            from data_sources.quality import print_duplicates, print_quality
+
+            return (print_quality if args.command == "quality" else print_duplicates)(_engine(args), args)
         if args.command == "demo":
             return 1 if run_demo(_engine(args), args.dir) else 0
+        if args.command == "boundaries":
+            return run_boundaries(_engine(args), args)
         if args.command == "serve":
             from app import create_app
 

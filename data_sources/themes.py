@@ -14,6 +14,18 @@
 
 Extending the keywords: set the environment variable ``FUNDATLAS_THEME_KEYWORDS`` to a CSV with
 the same columns; its rows are tried before the shipped ones. Themes must be from ``THEMES``.
+
+* ``sector_theme(scheme, value)``: the crosswalk from a source's own sector classification to
+  (theme, subtheme), from ``data/sector_crosswalk.csv`` (columns scheme, code, name, theme,
+  subtheme). Schemes shipped: ``fts_global_cluster`` (OCHA FTS global clusters, by id or name),
+  ``hxl_sector`` (HXL ``#sector`` values and 3W cluster codes: WASH/WSH, HEA, EDU, FSC, NUT, PRO,
+  SHL, CCCM, LOG, ETC, ERY ... and their names) and ``360giving`` (UK Charity Commission
+  classification codes 101-117 and titles, and common grant classification titles). ``value``
+  matches a row's code (case-insensitive) or its name (case, spacing, punctuation and ``&``/``and``
+  ignored). The subtheme is finer, e.g. water, sanitation or hygiene under WASH.
+
+Extending the crosswalk: set ``FUNDATLAS_SECTOR_CROSSWALK`` to a CSV with the same columns; its
+rows win over the shipped ones for the same scheme and code or name, and may add schemes.
 """
 
 from __future__ import annotations
@@ -44,6 +56,9 @@ THEMES: tuple[str, ...] = (
 )
 
 ENV_VAR = "FUNDATLAS_THEME_KEYWORDS"
+CROSSWALK_ENV_VAR = "FUNDATLAS_SECTOR_CROSSWALK"
+CROSSWALK_COLUMNS = ("scheme", "code", "name", "theme", "subtheme")
+SCHEMES: tuple[str, ...] = ("fts_global_cluster", "hxl_sector", "360giving")
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
@@ -157,7 +172,52 @@ def theme_for_text(text: str | None) -> str | None:
     return _theme_for_text(text, os.environ.get(ENV_VAR, "").strip())
 
 
+_NAME_NOISE = re.compile(r"[^0-9a-z]+")
+
+
+def _name_key(text: str) -> str:
+    """A sector name compared without case, spacing, punctuation or the &/and difference."""
+    return _NAME_NOISE.sub(" ", text.casefold().replace("&", " and ")).strip()
+
+
+def _crosswalk_rows(path: Path) -> list[tuple[str, str, str, str, str | None]]:
+    rows = []
+    for line, row in enumerate(_read_csv(path, CROSSWALK_COLUMNS), start=2):
+        if not row["scheme"] or not (row["code"] or row["name"]):
+            raise LoadError(str(path), "a row needs a scheme and a code or a name", record=f"line {line}",
+                            field="scheme" if not row["scheme"] else "code")
+        theme = _check_theme(path, line, row["theme"])
+        rows.append((row["scheme"].casefold(), row["code"], row["name"], theme, row["subtheme"] or None))
+    return rows
+
+
+@cache
+def _crosswalk(user_file: str) -> dict[tuple[str, str, str], tuple[str, str | None]]:
+    """(scheme, "code" or "name", key) -> (theme, subtheme); the user's rows are read last, so they win."""
+    table: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+    paths = [DATA_DIR / "sector_crosswalk.csv", *([Path(user_file)] if user_file else [])]
+    for path in paths:
+        for scheme, code, name, theme, subtheme in _crosswalk_rows(path):
+            if code:
+                table[(scheme, "code", code.casefold())] = (theme, subtheme)
+            if name:
+                table[(scheme, "name", _name_key(name))] = (theme, subtheme)
+    return table
+
+
+def sector_theme(scheme: str, value: str | int | None) -> tuple[str | None, str | None]:
+    """(theme, subtheme) of a sector code or name in ``scheme`` (see the module docstring);
+    (None, None) when the crosswalk does not know it."""
+    if value is None or not str(value).strip():
+        return None, None
+    text = str(value).strip()
+    table = _crosswalk(os.environ.get(CROSSWALK_ENV_VAR, "").strip())
+    scheme = scheme.casefold()
+    found = table.get((scheme, "code", text.casefold())) or table.get((scheme, "name", _name_key(text)))
+    return found if found else (None, None)
+
+
 def clear_cache() -> None:
     """Re-read the CSV files on next use (after editing a keyword file in a running process)."""
-    for fn in (_dac_table, _wash_table, _keywords, _theme_for_text):
+    for fn in (_dac_table, _wash_table, _keywords, _theme_for_text, _crosswalk):
         fn.cache_clear()

@@ -135,3 +135,91 @@ def test_user_keywords_with_unknown_theme_fail(monkeypatch, tmp_path):
     monkeypatch.setenv(themes.ENV_VAR, str(extra))
     with pytest.raises(LoadError, match="unknown theme 'Pubs'"):
         themes.theme_for_text("a pub")
+
+
+# --- the sector crosswalk: FTS global clusters, HXL #sector / 3W cluster codes, 360Giving ----------
+
+
+@pytest.fixture
+def _no_user_crosswalk(monkeypatch):
+    monkeypatch.delenv(themes.CROSSWALK_ENV_VAR, raising=False)
+    themes.clear_cache()
+
+
+@pytest.mark.usefixtures("_no_user_crosswalk")
+@pytest.mark.parametrize(
+    ("scheme", "value", "expected"),
+    [
+        ("fts_global_cluster", "11", ("WASH", None)),
+        ("fts_global_cluster", "Water Sanitation Hygiene", ("WASH", None)),
+        ("fts_global_cluster", "Water, Sanitation & Hygiene", ("WASH", None)),
+        ("fts_global_cluster", "Emergency Shelter and NFI", ("Humanitarian", "shelter")),
+        ("fts_global_cluster", "Camp Coordination / Management", ("Humanitarian", "camp coordination")),
+        ("fts_global_cluster", "Emergency Telecommunications", ("Humanitarian", "emergency telecommunications")),
+        ("fts_global_cluster", "Nutrition", ("Health", "nutrition")),
+        ("hxl_sector", "wsh", ("WASH", None)),
+        ("hxl_sector", "WASH", ("WASH", None)),
+        ("hxl_sector", "SAN", ("WASH", "sanitation")),
+        ("hxl_sector", "CCCM", ("Humanitarian", "camp coordination")),
+        ("hxl_sector", "ERY", ("Humanitarian", "early recovery")),
+        ("hxl_sector", "FSAC_OP", ("Food & Agriculture", "food security")),
+        ("360giving", "105", ("Social Protection", "poverty")),
+        ("360giving", "Water", ("WASH", "water")),
+        ("360giving", "hygiene", ("WASH", "hygiene")),
+        ("hxl_sector", "Health", ("Health", None)),
+        ("hxl_sector", "nothing like it", (None, None)),
+        ("hxl_sector", "", (None, None)),
+        ("hxl_sector", None, (None, None)),
+        ("unknown_scheme", "WASH", (None, None)),
+    ],
+)
+def test_sector_theme(scheme, value, expected):
+    assert themes.sector_theme(scheme, value) == expected
+
+
+def test_crosswalk_covers_every_real_cluster_and_3w_code(_no_user_crosswalk):
+    # Every FTS global cluster of the real flows, by id and by name, and every 3W cluster code.
+    page = shared_file("ocha_fts", "custom-search-locationid-1-year-2020.json")
+    flows = json.loads(page.read_text())["data"]["flows"]
+    clusters = {(o["id"], o["name"]) for f in flows for o in f["destinationObjects"] if o["type"] == "GlobalCluster"}
+    assert len(clusters) >= 10
+    for cluster_id, name in clusters:
+        by_id, by_name = themes.sector_theme("fts_global_cluster", cluster_id), themes.sector_theme(
+            "fts_global_cluster", name)
+        assert by_id == by_name and by_id[0] in themes.THEMES, name
+        # The crosswalk agrees with the keyword themes the FTS loader gives today, where those exist.
+        assert themes.theme_for_text(name) in (None, by_id[0]), name
+    frame = pd.read_csv(shared_file("hdx_3w", "operational_presence_afg_afghanistan_3w_operational_presence_"
+                                    "january_march_2024.csv"), skiprows=[1], dtype=str)
+    for code, name in frame[["CLUSTER_SECTOR_CODE", "CLUSTER_SECTOR_NAME"]].drop_duplicates().itertuples(index=False):
+        assert themes.sector_theme("hxl_sector", code)[0] == themes.theme_for_text(name), code
+    with open(themes.DATA_DIR / "sector_crosswalk.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["theme"] for r in rows} <= set(themes.THEMES)
+    assert {r["scheme"] for r in rows} == set(themes.SCHEMES)
+
+
+def test_user_crosswalk_wins_and_adds_schemes(monkeypatch, tmp_path):
+    extra = tmp_path / "crosswalk.csv"
+    extra.write_text("scheme,code,name,theme,subtheme\nhxl_sector,WASH,,Health,hygiene\n"
+                     "my_scheme,X1,Wells,WASH,water\n")
+    monkeypatch.setenv(themes.CROSSWALK_ENV_VAR, str(extra))
+    assert themes.sector_theme("hxl_sector", "wash") == ("Health", "hygiene")
+    assert themes.sector_theme("hxl_sector", "WSH") == ("WASH", None)  # shipped rows still apply
+    assert themes.sector_theme("my_scheme", "wells") == ("WASH", "water")
+
+
+def test_user_crosswalk_with_bad_rows_fails(monkeypatch, tmp_path):
+    extra = tmp_path / "crosswalk.csv"
+    monkeypatch.setenv(themes.CROSSWALK_ENV_VAR, str(extra))
+    extra.write_text("scheme,code,name,theme,subtheme\nhxl_sector,XX,,Pubs,\n")
+    with pytest.raises(LoadError, match="unknown theme 'Pubs'"):
+        themes.sector_theme("hxl_sector", "XX")
+    themes.clear_cache()
+    extra.write_text("scheme,code,name,theme\nhxl_sector,,,WASH\n")
+    with pytest.raises(LoadError, match="missing columns"):
+        themes.sector_theme("hxl_sector", "XX")
+    themes.clear_cache()
+    extra.write_text("scheme,code,name,theme,subtheme\nhxl_sector,,,WASH,\n")
+    with pytest.raises(LoadError, match="a scheme and a code or a name"):
+        themes.sector_theme("hxl_sector", "XX")
