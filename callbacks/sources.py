@@ -6,10 +6,14 @@ from dash import Dash, Input, Output
 
 from callbacks.context import AppContext
 from data_sources import queries
+from data_sources.filters import Filters
+from data_sources.quality import quality_report
 from layouts import ids
+from layouts.quality import quality_section
 from layouts.sources import REJECTIONS_SHOWN, loads_table
 
 HIDDEN, SHOWN = {"display": "none"}, {}
+NO_FILTERS = Filters()
 
 
 def compute_page_styles(pathname: str | None) -> tuple[dict, dict]:
@@ -23,7 +27,8 @@ def compute_sources(context: AppContext, limit: int = 50):
     if not loads.empty:
         for load_id in loads.loc[loads["records_rejected"] > 0, "load_id"]:
             rejected[int(load_id)] = queries.rejections(context.engine, int(load_id), limit=REJECTIONS_SHOWN)
-    return loads_table(loads, rejected)
+    report = context.cached("quality", lambda _reader, _f: quality_report(context.engine, by=("source",)), NO_FILTERS)
+    return [loads_table(loads, rejected), quality_section(report)]
 
 
 def register(app: Dash, context: AppContext) -> None:

@@ -76,7 +76,7 @@ from sqlalchemy import (
 
 from data_sources import geography, placematch
 from data_sources.errors import LoadError
-from data_sources.store import mark_changed, metadata
+from data_sources.store import lock_for_writes, mark_changed, metadata
 
 # --- tables -------------------------------------------------------------------------------------
 
@@ -484,15 +484,6 @@ def read_boundaries(
 # --- storing ------------------------------------------------------------------------------------
 
 
-def _lock_store(conn: Connection) -> None:
-    """The store's write lock, the same one a load takes (see ``loading``): first statement of the
-    transaction, so boundaries and loads do not interleave."""
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    elif conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('fundatlas.load'))"))
-
-
 def map_geojson(areas: list[dict[str, Any]], tolerance: float = MAP_TOLERANCE) -> str:
     """A simplified FeatureCollection (id = code; properties area_id, code, name, country_iso3, level)."""
     import shapely
@@ -596,7 +587,7 @@ def add_boundaries(engine: Engine, path: str | Path, **options: Any) -> AddResul
     """
     boundary = read_boundaries(path, **options)
     with engine.begin() as conn:
-        _lock_store(conn)
+        lock_for_writes(conn)
         ensure_tables(conn)
         stored = store_boundaries(conn, boundary)
         assignment = assign_places(conn)

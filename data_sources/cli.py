@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   "recipient and USD value, duplicates, per source and per load")
     quality.add_argument("--json", action="store_true", help="print JSON")
     _add_db(quality)
+
+    reconcile = commands.add_parser("reconcile", help="run the passes that follow every load again: places, "
+                                    "organisations, duplicates (and refresh the dashboard's copy)")
+    reconcile.add_argument("--pass", dest="passes", action="append", choices=("places", "organisations",
+                           "duplicates"), help="run only this pass (repeatable; default: all, in order)")
+    _add_db(reconcile)
 
     duplicates = commands.add_parser("duplicates", help="the double-count ledger: raw vs counted totals per "
                                      "stream, and each excluded record with its rule and the record that counts")
@@ -152,6 +159,7 @@ def load_paths(
         print(f"fundatlas: --mapping is for --format table, not --format {fmt}", file=sys.stderr)
         return len(paths)
     failed = 0
+    changed = False
     report_rows: list[dict[str, str]] = []
     for path in paths:
         name = str(path).rstrip("/").rsplit("/", 1)[-1] or str(path)
@@ -164,6 +172,7 @@ def load_paths(
                 report_rows.append({"file": str(path), "record_id": "", "field": exc_field(exc), "reason": str(exc)})
                 continue
         _print_result(result)
+        changed = changed or result.status == "succeeded"
         report_rows.extend(
             {"file": result.source_file, "record_id": r.record_id, "field": r.field, "reason": r.reason}
             for r in result.rejections
@@ -174,7 +183,47 @@ def load_paths(
         with open(report, "wb") as fh:
             for chunk in iter_csv(report_rows, REPORT_COLUMNS):
                 fh.write(chunk)
+    if changed:
+        failed += after_writes(engine)
     return failed
+
+
+def after_writes(engine, passes: Sequence[str] | None = None) -> int:
+    """The reconciliation passes, then the dashboard's columnar copy, brought up to date after the
+    store changed; prints what they did. Returns 1 when a pass failed (the loads stay stored)."""
+    from data_sources import columnar
+    from data_sources.reconcile import PASSES, ReconcileError, reconcile
+
+    started = time.perf_counter()
+    try:
+        result = reconcile(engine, tuple(passes or PASSES),
+                           progress=lambda name: print(f"reconciling: {name} ...", file=sys.stderr))
+    except ReconcileError as exc:
+        print(f"FAILED {exc}", file=sys.stderr)
+        return 1
+    print(_reconcile_summary(result))
+    if config.columnar_enabled():
+        copy_started = time.perf_counter()
+        table = columnar.ensure(engine)
+        print(f"dashboard copy: {table.rows:,} rows ready in {time.perf_counter() - copy_started:.1f} s")
+    print(f"after the loads: {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _reconcile_summary(result) -> str:
+    parts = []
+    places = result.stats.get("places")
+    if places is not None:
+        parts.append(f"places: {places.get('points_placed', 0):,} points placed, "
+                     f"{len(places.get('unmatched', [])):,} place names unmatched")
+    orgs = result.stats.get("organisations")
+    if orgs is not None:
+        parts.append(f"organisations: {orgs.get('organisations', 0):,} identities")
+    dupes = result.stats.get("duplicates")
+    if dupes is not None:
+        parts.append(f"duplicates: {dupes.get('links', 0):,} rows linked")
+    timing = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.seconds.items())
+    return "reconciled: " + "; ".join(parts) + (f" ({timing})" if timing else "")
 
 
 def exc_field(exc: Exception) -> str:
@@ -270,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from data_sources.quality import print_duplicates, print_quality
 
             return (print_quality if args.command == "quality" else print_duplicates)(_engine(args), args)
+        if args.command == "reconcile":
+            return after_writes(_engine(args), args.passes)
         if args.command == "demo":
             return 1 if run_demo(_engine(args), args.dir) else 0
         if args.command == "boundaries":

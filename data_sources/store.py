@@ -7,10 +7,12 @@ module that writes; every write of a load happens in one transaction (see ``load
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -93,12 +95,52 @@ store_state = Table(
 )
 
 
+def lock_for_writes(conn) -> None:
+    """Take the store's write lock as the first statement of a writing transaction (a load, a
+    reconciliation pass, boundaries); held to the commit or rollback, or the death of the process.
+    SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock now rather than at the first write,
+    waiting up to the busy timeout; readers go on (WAL). PostgreSQL: a transaction-level advisory
+    lock, one key per database, so writers cannot race on the unique record key or a file's
+    replacement."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('fundatlas.load'))"))
+
+
 def mark_changed(conn) -> None:
     """Record that this transaction changed stored rows outside a load (call inside the transaction)."""
     updated = conn.execute(store_state.update().where(store_state.c.state_id == 1)
                            .values(revision=store_state.c.revision + 1))
     if updated.rowcount == 0:
         conn.execute(store_state.insert().values(state_id=1, revision=1))
+
+
+_ALLOCATION_COLUMNS = ", ".join(c.name for c in COLUMNS)
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def insert_allocation_rows(conn: Connection, rows: Sequence[Sequence[object]]) -> None:
+    """Insert allocation rows (value tuples in ``schema.COLUMN_NAMES`` order) in the connection's
+    transaction: COPY on PostgreSQL with psycopg, one executemany of tuples elsewhere (the driver's
+    own loop, without SQLAlchemy building a parameter dict per row)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        with conn.connection.dbapi_connection.cursor() as cursor:  # the transaction's own connection
+            with cursor.copy(f"COPY allocations ({_ALLOCATION_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    mark = _PLACEHOLDERS.get(conn.dialect.paramstyle)
+    if mark is None:  # a driver with named parameters: SQLAlchemy's own insert
+        names = [c.name for c in COLUMNS]
+        conn.execute(allocations.insert(), [dict(zip(names, row, strict=True)) for row in rows])
+        return
+    values = ", ".join([mark] * len(COLUMNS))
+    # Fixed column names and placeholders only: every value is a bound parameter.
+    statement = f"INSERT INTO allocations ({_ALLOCATION_COLUMNS}) VALUES ({values})"  # noqa: S608
+    conn.exec_driver_sql(statement, list(rows))
 
 
 _POSTGIS_DDL = (

@@ -168,3 +168,16 @@ def redis_url(tmp_path_factory) -> str:
     yield f"redis://127.0.0.1:{port}/0"
     server.terminate()
     server.wait(10)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _columnar_copies_in_a_scratch_folder(tmp_path_factory):
+    """Loads refresh the dashboard's columnar copy: keep the tests' copies out of the user's cache."""
+    folder = tmp_path_factory.mktemp("columnar-copies")
+    previous = os.environ.get("FUNDATLAS_CACHE_DIR")
+    os.environ["FUNDATLAS_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("FUNDATLAS_CACHE_DIR", None)
+    else:
+        os.environ["FUNDATLAS_CACHE_DIR"] = previous
