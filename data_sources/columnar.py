@@ -10,10 +10,15 @@ The copy is written to disk (one folder per data version, written under a lock a
 place) and memory-mapped, so several app workers share one copy in the page cache and a restarted
 worker is warm at once. It is a cache: deleting it is always safe.
 
+Funders and recipients are organisation identities, as in ``data_sources.queries``: each row's party
+key is the ``org_key`` the organisations pass gave its (source, id, name) — read from
+``organisation_mentions`` and matched to the rows' dictionary codes with numpy, no per-row Python —
+else its id, else its name; a party filter matches the key, the raw id or the raw name.
+
 Results equal the SQL queries in ``data_sources.queries`` (tests compare both on SQLite and
-PostgreSQL), with one documented difference: an organisation's label is the largest of its names
-over all rows, where SQL takes the largest over the filtered rows (they differ only for an id
-published under several names).
+PostgreSQL), with one documented difference: a party key that is no identity's is labelled with the
+largest of its names over all rows, where SQL takes the largest over the filtered rows (they differ
+only for an id published under several names); an identity's key shows its display name in both.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from sqlalchemy.engine import make_url
 
 from data_sources.filters import Filters
 
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 # Dictionary-encoded columns: name -> SQL expression read from the store.
 _DIMENSIONS = {
     "source": "source",
@@ -76,6 +81,9 @@ NUMERIC_SORTS = {"amount": "amount", "amount_usd": "usd", "year": "year", "alloc
                  "fx_rate": "fx_rate", "lat": "lat", "lon": "lon"}
 MASK_CACHE = 16
 BUILD_TIMEOUT_S = 3 * 3600
+# What the organisations pass wrote: each raw party mention's identity, and identities' display names.
+_MENTIONS_SELECT = "SELECT role, source, party_id, party_name, org_key FROM organisation_mentions"
+_NAMES_SELECT = "SELECT org_key, display_name FROM organisations"
 
 
 def cache_root() -> Path:
@@ -97,6 +105,24 @@ def store_key(engine: Engine) -> str:
 def _lowered(values: pa.Array, dialect: str) -> pa.Array:
     # What SQL's lower(column) gives on each database: SQLite folds ASCII letters only.
     return pc.ascii_lower(values) if dialect == "sqlite" else pc.utf8_lower(values)
+
+
+@dataclass(frozen=True)
+class Identities:
+    """The organisations pass's result: ``mentions`` (role, source, party_id, party_name, org_key: one
+    row per raw party as written) and ``names`` (org_key, display_name)."""
+
+    mentions: pa.Table
+    names: pa.Table
+
+    @classmethod
+    def from_tables(cls, mentions: pa.Table, names: pa.Table) -> Identities:
+        # Cast: connectorx types the columns of an empty result loosely.
+        def strings(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+            return pa.table({c: table.column(c).combine_chunks().cast(pa.string()) for c in columns})
+
+        return cls(strings(mentions, ("role", "source", "party_id", "party_name", "org_key")),
+                   strings(names, ("org_key", "display_name")))
 
 
 @dataclass
@@ -173,6 +199,11 @@ class ColumnarTable:
         for _attempt in range(5):
             version = data_version(engine)
             table = connectorx.read_sql(source, _SELECT, return_type="arrow")
+            identities = None
+            if _has_identities(engine):
+                identities = Identities.from_tables(
+                    connectorx.read_sql(source, _MENTIONS_SELECT, return_type="arrow"),
+                    connectorx.read_sql(source, _NAMES_SELECT, return_type="arrow"))
             if data_version(engine) == version:
                 break
         else:
@@ -180,10 +211,11 @@ class ColumnarTable:
         if progress is not None:
             progress(table.num_rows)
         return cls._from_arrow(table, {"data_version": version, "dialect": dialect, "rows": table.num_rows,
-                                       "format": FORMAT_VERSION, "built_by": f"{os.getpid()}-{time.time_ns()}"})
+                                       "format": FORMAT_VERSION, "built_by": f"{os.getpid()}-{time.time_ns()}"},
+                               identities)
 
     @classmethod
-    def _from_arrow(cls, table: pa.Table, meta: dict) -> ColumnarTable:
+    def _from_arrow(cls, table: pa.Table, meta: dict, identities: Identities | None = None) -> ColumnarTable:
         arrays: dict[str, np.ndarray] = {}
         values: dict[str, pa.Array] = {}
 
@@ -209,15 +241,30 @@ class ColumnarTable:
                             ("fx_rate", np.float64), ("lat", np.float64), ("lon", np.float64)):
             arrays[name] = numbers(name, dtype)
         arrays["usd0"] = np.nan_to_num(arrays["usd"], nan=0.0)
-        # A party's key is its id where it has one, else its name (what the filter and the charts use).
+        # A party's key is its identity's org_key, else its id, else its name (what the filter and the
+        # charts use).
         for party in _PARTIES:
             id_codes, name_codes = arrays[f"{party}_id.codes"], arrays[f"{party}_name.codes"]
             id_text = values[f"{party}_id"].take(pa.array(id_codes, mask=id_codes < 0))
             name_text = values[f"{party}_name"].take(pa.array(name_codes, mask=name_codes < 0))
-            codes, dictionary = _encode([pc.coalesce(id_text, name_text)])
+            key_text = pc.coalesce(id_text, name_text)
+            if identities is not None:
+                mentions = identities.mentions.filter(pc.equal(identities.mentions.column("role"), party))
+                found = mention_of_rows(mentions, arrays["source.codes"], values["source"], id_codes,
+                                        values[f"{party}_id"], name_codes, values[f"{party}_name"])
+                if (found >= 0).any():
+                    org_keys = mentions.column("org_key").combine_chunks().take(pa.array(np.maximum(found, 0)))
+                    key_text = pc.if_else(pa.array(found >= 0), org_keys, key_text)
+            codes, dictionary = _encode([key_text])
             arrays[f"{party}.codes"], values[party] = codes, dictionary
-            # The label a key shows: the largest of its names, as SQL max().
-            values[f"{party}_label"] = _largest_label(codes, len(dictionary), name_codes, values[f"{party}_name"])
+            # The label a key shows: its identity's display name, else the largest of its names (SQL max()).
+            label = _largest_label(codes, len(dictionary), name_codes, values[f"{party}_name"])
+            if identities is not None and len(dictionary):
+                names = identities.names
+                display = names.column("display_name").combine_chunks().take(
+                    pc.index_in(dictionary, value_set=names.column("org_key").combine_chunks()))
+                label = pc.coalesce(display, label)
+            values[f"{party}_label"] = label
             arrays[f"{party}_label.codes"] = np.zeros(0, dtype=np.int32)  # labels are by key, not by row
             # Totals over every row (duplicates too), for the dropdowns' order.
             arrays[f"{party}.usd_all"] = np.bincount(codes[codes >= 0], weights=arrays["usd0"][codes >= 0],
@@ -312,9 +359,10 @@ class ColumnarTable:
                 mask &= dim.lookup(wanted)[dim.codes]
         for attr, party in (("funders", "funder"), ("recipients", "recipient")):
             wanted = getattr(f, attr)
-            if wanted:
-                by_id, by_name = self.dims[f"{party}_id"], self.dims[f"{party}_name"]
-                mask &= by_id.lookup(wanted)[by_id.codes] | by_name.lookup(wanted)[by_name.codes]
+            if wanted:  # the party's key (its identity), its raw id or its raw name
+                key, by_id, by_name = self.dims[party], self.dims[f"{party}_id"], self.dims[f"{party}_name"]
+                mask &= (key.lookup(wanted)[key.codes] | by_id.lookup(wanted)[by_id.codes]
+                         | by_name.lookup(wanted)[by_name.codes])
         if f.year_from is not None:
             mask &= a["year"] >= f.year_from  # NaN (no year) compares False, as NULL does in SQL
         if f.year_to is not None:
@@ -556,6 +604,47 @@ def substring_hits(values: pa.Array, needle: str) -> np.ndarray:
     if values.null_count:
         hits &= values.is_valid().to_numpy(zero_copy_only=False)
     return hits
+
+
+def _codes_in(column: pa.Array, dictionary: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's code in ``dictionary`` (-1 for NULL), and where a value is absent from it."""
+    found = pc.index_in(column, value_set=dictionary).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    absent = (found < 0) & column.is_valid().to_numpy(zero_copy_only=False)
+    return found, absent
+
+
+def mention_of_rows(mentions: pa.Table, source_codes: np.ndarray, sources: pa.Array, id_codes: np.ndarray,
+                    ids: pa.Array, name_codes: np.ndarray, names: pa.Array) -> np.ndarray:
+    """For each row, the index of the ``mentions`` row with its exact (source, id, name), NULL equal to
+    NULL as SQL's NULL-safe join; -1 for none. The mentions' values become the rows' dictionary codes,
+    then both become one integer per triple: a sorted search, no per-row Python."""
+    if mentions.num_rows == 0 or len(source_codes) == 0:
+        return np.full(len(source_codes), -1, dtype=np.int64)
+    source, source_absent = _codes_in(mentions.column("source").combine_chunks(), sources)
+    party_id, id_absent = _codes_in(mentions.column("party_id").combine_chunks(), ids)
+    party_name, name_absent = _codes_in(mentions.column("party_name").combine_chunks(), names)
+    # A mention with a value no row holds names no row; a NULL source names none either.
+    usable = np.flatnonzero(~(source_absent | id_absent | name_absent) & (source >= 0))
+    id_span, name_span = len(ids) + 1, len(names) + 1
+
+    def triple(s: np.ndarray, i: np.ndarray, n: np.ndarray) -> np.ndarray:
+        return (s.astype(np.int64) * id_span + (i.astype(np.int64) + 1)) * name_span + (n.astype(np.int64) + 1)
+
+    wanted = triple(source[usable], party_id[usable], party_name[usable])
+    order = np.argsort(wanted, kind="stable")
+    wanted, usable = wanted[order], usable[order]
+    rows = triple(source_codes, id_codes, name_codes)
+    if len(wanted) == 0:
+        return np.full(len(rows), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(wanted, rows), len(wanted) - 1)
+    return np.where(wanted[at] == rows, usable[at], -1)
+
+
+def _has_identities(engine: Engine) -> bool:
+    from data_sources.organisations import mentions_ready
+
+    with engine.connect() as conn:
+        return mentions_ready(conn)
 
 
 def _largest_label(codes: np.ndarray, size: int, label_codes: np.ndarray, labels: pa.Array) -> pa.Array:

@@ -7,6 +7,7 @@ crafted request gets a clear error instead of a stack trace or a full-table dump
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from urllib.parse import parse_qs, urlencode
 
@@ -31,6 +32,8 @@ _REPEATABLE = {
 }
 _SCALAR = {"year-from": "year_from", "year-to": "year_to", "min-usd": "min_usd", "q": "q"}
 FILTER_NAMES = tuple(_REPEATABLE) + tuple(_SCALAR)
+# (role, values) -> the rows whose ``role`` party is one of the identities ``values``.
+IdentityMatch = Callable[[str, tuple[str, ...]], ColumnElement[bool]]
 
 
 class FilterError(ValueError):
@@ -156,8 +159,12 @@ class Filters:
         return all(not getattr(self, f.name) and getattr(self, f.name) != 0 for f in fields(self))
 
     # --- SQL ---------------------------------------------------------------------------------
-    def where(self, table: Table) -> ColumnElement[bool]:
-        """The filters as one SQL condition with bound parameters."""
+    def where(self, table: Table, identity_match: IdentityMatch | None = None) -> ColumnElement[bool]:
+        """The filters as one SQL condition with bound parameters.
+
+        A funder or recipient value matches a row whose party is that organisation identity (given by
+        ``identity_match(role, values)``, when the store has identities), or whose raw id or raw name
+        is that value (an id or name from an older URL; without identities, the whole rule)."""
         c = table.c
         conditions: list[ColumnElement[bool]] = []
         simple = (
@@ -171,10 +178,13 @@ class Filters:
         for attr, column in simple:
             if getattr(self, attr):
                 conditions.append(column.in_(getattr(self, attr)))
-        if self.funders:
-            conditions.append(or_(c.funder_id.in_(self.funders), c.funder_name.in_(self.funders)))
-        if self.recipients:
-            conditions.append(or_(c.recipient_id.in_(self.recipients), c.recipient_name.in_(self.recipients)))
+        for role, values, id_col, name_col in (("funder", self.funders, c.funder_id, c.funder_name),
+                                               ("recipient", self.recipients, c.recipient_id, c.recipient_name)):
+            if values:
+                matches = [id_col.in_(values), name_col.in_(values)]
+                if identity_match is not None:
+                    matches.append(identity_match(role, values))
+                conditions.append(or_(*matches))
         if self.year_from is not None:
             conditions.append(c.year >= self.year_from)
         if self.year_to is not None:

@@ -25,6 +25,9 @@ Two tables on the store's metadata hold the result (rebuilt whole by each pass):
 * ``organisation_aliases``: every raw id and name seen, with its ``org_key``, ``kind`` (``id`` or
   ``name``), the ``source`` that wrote it, its ``normalised`` form, whether an id is ``registered``,
   ``rows`` and, for names, ``bare_rows`` (rows where the name came without any id).
+* ``organisation_mentions``: every (``role``, ``source``, ``party_id``, ``party_name``) the funder and
+  recipient columns hold, exactly as written (NULLs and blanks too), with its ``org_key``: the exact
+  join that gives each allocation row its parties' identities (``party_key``, ``mention_match``).
 
 The lookups (``identity_of``, ``members``, ``member_clause``, ``display_names``, ``search``,
 ``profile_identifiers``) read those tables; on a store where the pass never ran they find nothing.
@@ -59,6 +62,7 @@ from sqlalchemy import (
     inspect,
     or_,
     select,
+    tuple_,
 )
 
 from data_sources import orgids
@@ -103,7 +107,28 @@ organisation_state = Table(
     Column("built_at", DateTime(timezone=True), nullable=False),
 )
 
-TABLES = (organisations, organisation_aliases, organisation_state)
+# The parties a row names, exactly as written, and their identity: allocations reach their identities by
+# an exact, NULL-safe join on (role, source, party_id, party_name). Raw values are never indexed on
+# PostgreSQL (hostile files hold values past its b-tree entry limit; it hash-joins this table instead);
+# SQLite, which only loops over an index, gets one.
+organisation_mentions = Table(
+    "organisation_mentions",
+    metadata,
+    Column("mention_id", Integer, primary_key=True, autoincrement=True),
+    Column("role", String(16), nullable=False),  # funder | recipient
+    Column("source", String(16), nullable=False),
+    Column("party_id", Text),
+    Column("party_name", Text),
+    Column("org_key", String(300), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Index("ix_organisation_mentions_org", "role", "org_key"),
+)
+Index("ix_organisation_mentions_raw", organisation_mentions.c.role, organisation_mentions.c.source,
+      organisation_mentions.c.party_id, organisation_mentions.c.party_name).ddl_if(dialect="sqlite")
+
+TABLES = (organisations, organisation_aliases, organisation_mentions, organisation_state)
+# The party columns of an allocation row, by role.
+ROLES = {"funder": ("funder_id", "funder_name"), "recipient": ("recipient_id", "recipient_name")}
 # Longer raw values (hostile or broken files) still count in their identity but get no alias row, which
 # keeps every indexed value well under PostgreSQL's b-tree entry limit.
 MAX_ALIAS_CHARS = 1000
@@ -123,15 +148,32 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def read_mentions(conn) -> Counter[Mention]:
-    """Rows per distinct (source, id, name) over funders, recipients and implementers."""
+def read_parties(conn) -> list[tuple[str, str, str | None, str | None, int]]:
+    """Rows per distinct (role, source, id, name) of the funder and recipient columns, as written."""
+    A = allocations.c
+    found = []
+    for role, (id_name, name_name) in ROLES.items():
+        id_col, name_col = A[id_name], A[name_name]
+        found.extend((role, source, raw_id, raw_name, rows) for source, raw_id, raw_name, rows in conn.execute(
+            select(A.source, id_col, name_col, func.count()).group_by(A.source, id_col, name_col)))
+    return found
+
+
+def _mention_of(source: str, raw_id: object, raw_name: object) -> Mention | None:
+    mention = Mention(source, _text(raw_id), _text(raw_name))
+    return mention if mention.raw_id or mention.raw_name else None
+
+
+def read_mentions(conn, parties: list[tuple[str, str, str | None, str | None, int]] | None = None
+                  ) -> Counter[Mention]:
+    """Rows per distinct (source, id, name) over funders, recipients and implementers (``parties``:
+    what ``read_parties`` gave, when already read)."""
     A = allocations.c
     found: Counter[Mention] = Counter()
-    for id_col, name_col in ((A.funder_id, A.funder_name), (A.recipient_id, A.recipient_name)):
-        for source, raw_id, raw_name, rows in conn.execute(
-                select(A.source, id_col, name_col, func.count()).group_by(A.source, id_col, name_col)):
-            if _text(raw_id) or _text(raw_name):
-                found[Mention(source, _text(raw_id), _text(raw_name))] += rows
+    for _role, source, raw_id, raw_name, rows in (read_parties(conn) if parties is None else parties):
+        mention = _mention_of(source, raw_id, raw_name)
+        if mention:
+            found[mention] += rows
     for source, raw_name, rows in conn.execute(
             select(A.source, A.implementer_name, func.count()).group_by(A.source, A.implementer_name)):
         if _text(raw_name):
@@ -366,9 +408,23 @@ def _rows_for(identities: list[Identity]) -> tuple[list[dict], list[dict]]:
     return orgs, aliases
 
 
-def _digest(orgs: list[dict], aliases: list[dict]) -> str:
+def _mention_rows(identities: list[Identity], parties: list[tuple[str, str, str | None, str | None, int]]
+                  ) -> list[dict]:
+    """One row per raw (role, source, id, name) that names someone, with its identity's key."""
+    key_of = {mention: org.org_key for org in identities for mention, _rows in org.mentions}
+    rows = []
+    for role, source, raw_id, raw_name, count in sorted(
+            parties, key=lambda p: (p[0], p[1], p[2] is not None, p[2] or "", p[3] is not None, p[3] or "")):
+        mention = _mention_of(source, raw_id, raw_name)
+        if mention:
+            rows.append({"role": role, "source": source, "party_id": raw_id, "party_name": raw_name,
+                         "org_key": key_of[mention], "rows": count})
+    return rows
+
+
+def _digest(*tables: list[dict]) -> str:
     h = hashlib.sha256()
-    for rows in (orgs, aliases):
+    for rows in tables:
         for row in rows:  # every row dict is built with its keys in one order
             h.update("\x1f".join(map(str, row.values())).encode() + b"\x1e")
         h.update(b"\0")
@@ -400,17 +456,21 @@ def build_organisations(conn) -> dict:
     """
     started = time.perf_counter()
     metadata.create_all(conn, tables=list(TABLES))
-    mentions = read_mentions(conn)
+    parties = read_parties(conn)
+    mentions = read_mentions(conn, parties)
     identities, stats = group_mentions(mentions)
     orgs, aliases = _rows_for(identities)
-    digest = _digest(orgs, aliases)
+    mention_rows = _mention_rows(identities, parties)
+    digest = _digest(orgs, aliases, mention_rows)
     stored = conn.execute(select(organisation_state.c.digest).where(organisation_state.c.state_id == 1)).scalar()
     changed = stored != digest
     if changed:
+        conn.execute(delete(organisation_mentions))
         conn.execute(delete(organisation_aliases))
         conn.execute(delete(organisations))
         _insert_many(conn, organisations, orgs)
         _insert_many(conn, organisation_aliases, aliases)
+        _insert_many(conn, organisation_mentions, mention_rows)
         now = datetime.now(UTC)
         if stored is None:
             conn.execute(organisation_state.insert().values(state_id=1, digest=digest, built_at=now))
@@ -421,6 +481,7 @@ def build_organisations(conn) -> dict:
     return {
         "organisations": len(orgs),
         "aliases": len(aliases),
+        "party_mentions": len(mention_rows),
         "registered": sum(1 for o in orgs if o["identifier"]),
         "mentions": len(mentions),
         **stats,
@@ -432,6 +493,82 @@ def build_organisations(conn) -> dict:
 # --- lookups ---------------------------------------------------------------------------------------
 def _ready(conn) -> bool:
     return inspect(conn).has_table(organisation_aliases.name)
+
+
+def mentions_ready(conn) -> bool:
+    """Whether the pass has made the table that gives allocation rows their identities."""
+    return inspect(conn).has_table(organisation_mentions.name)
+
+
+def _same(left: ColumnElement, right: ColumnElement, dialect: str) -> ColumnElement[bool]:
+    """``left`` equals ``right``, NULL equal to NULL only. PostgreSQL cannot hash ``IS NOT DISTINCT
+    FROM``, so it gets an equality on coalesced values (hashable) and the NULLs compared apart."""
+    if dialect == "postgresql":
+        return and_(func.coalesce(left, "") == func.coalesce(right, ""), left.is_(None) == right.is_(None))
+    return left.is_not_distinct_from(right)  # SQLite: ``IS``, which uses the index
+
+
+def mention_match(mentions, role: str, table: Table, dialect: str) -> ColumnElement[bool]:
+    """The join condition between ``mentions`` (``organisation_mentions`` or an alias of it) and the
+    ``table`` row whose ``role`` (funder, recipient) it names: exact and NULL-safe."""
+    id_name, name_name = ROLES[role]
+    m = mentions.c
+    return and_(m.role == role, m.source == table.c.source, _same(m.party_id, table.c[id_name], dialect),
+                _same(m.party_name, table.c[name_name], dialect))
+
+
+def raw_party_key(table: Table, role: str) -> ColumnElement:
+    """A party's key where no identity is known: its id where it has one, else its name."""
+    id_name, name_name = ROLES[role]
+    return func.coalesce(table.c[id_name], table.c[name_name])
+
+
+def party_key(mentions, role: str, table: Table) -> ColumnElement:
+    """A row's party key, with ``mentions`` outer-joined by ``mention_match``: its identity's
+    ``org_key``, else (a row the pass has not seen) its id, else its name."""
+    return func.coalesce(mentions.c.org_key, raw_party_key(table, role))
+
+
+# Above this many raw values, ``identity_match`` leaves out its cheap first test.
+MAX_PREFILTER_VALUES = 5000
+
+
+def mention_values(conn, role: str, org_keys: Sequence[str]) -> tuple[list[str], list[str]] | None:
+    """The raw ids and names these identities' ``role`` mentions hold (None when there are too many)."""
+    M = organisation_mentions.c
+    rows = conn.execute(select(M.party_id, M.party_name).where(M.role == role, M.org_key.in_(list(org_keys)))
+                        .limit(MAX_PREFILTER_VALUES + 1)).all()
+    if len(rows) > MAX_PREFILTER_VALUES:
+        return None
+    return sorted({i for i, _ in rows if i is not None}), sorted({n for _, n in rows if n is not None})
+
+
+def _exact_tuple(source: ColumnElement, party_id: ColumnElement, party_name: ColumnElement) -> list[ColumnElement]:
+    # NULL-safe and hashable: each value coalesced, and whether it was NULL beside it.
+    return [source, func.coalesce(party_id, ""), party_id.is_(None),
+            func.coalesce(party_name, ""), party_name.is_(None)]
+
+
+def identity_match(role: str, org_keys: Sequence[str], table: Table,
+                   values: tuple[list[str], list[str]] | None = None) -> ColumnElement[bool]:
+    """Rows of ``table`` whose ``role`` is one of the identities ``org_keys``: their exact (source, id,
+    name) is one of those identities' mentions. An uncorrelated row-value ``IN``: both databases read
+    the few mentions once and hash them (a correlated EXISTS costs PostgreSQL a JIT compile per query
+    on its estimate alone).
+
+    ``values`` (``mention_values``): the ids and names those mentions hold; a row without one of them
+    cannot match, and testing that first spares most rows the tuple."""
+    id_name, name_name = ROLES[role]
+    M = organisation_mentions.c
+    mentions = select(*_exact_tuple(M.source, M.party_id, M.party_name)).where(
+        M.role == role, M.org_key.in_(list(org_keys)))
+    match = tuple_(*_exact_tuple(table.c.source, table.c[id_name], table.c[name_name])).in_(mentions)
+    if values is None:
+        return match
+    ids, names = values
+    if not ids and not names:
+        return false()
+    return and_(or_(table.c[id_name].in_(ids), table.c[name_name].in_(names)), match)
 
 
 def identity_of(conn, value: str | None) -> str | None:

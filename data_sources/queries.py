@@ -3,6 +3,12 @@
 All filtering and aggregation happens in SQL with bound parameters, so the app never pulls raw
 rows beyond one table page. Totals count each amount once: rows with ``duplicate_of`` set are
 left out of sums and counts (they stay in tables and exports for provenance).
+
+Funders and recipients are organisation identities (``data_sources.organisations``): a row's party
+key is its identity's ``org_key`` where the organisations pass has seen the row's (source, id, name),
+else its id, else its name. Options, breakdowns and distinct counts group by that key and show the
+identity's display name (else the largest raw name); a filter value matches a row whose key, raw id
+or raw name it is, so links made with raw ids and names keep working.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, String, and_, case, cast, distinct, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Engine, String, and_, case, cast, distinct, func, literal, select
+from sqlalchemy.sql import FromClause
 
+from data_sources import organisations
 from data_sources.filters import Filters
 from data_sources.schema import COLUMN_NAMES
 from data_sources.store import allocations, load_rejections, loads, store_state
@@ -23,8 +31,58 @@ TABLE_PAGE_MAX = 500
 SORTABLE = frozenset(COLUMN_NAMES)
 
 
-def _counted(filters: Filters):
-    return and_(filters.where(allocations), A.duplicate_of.is_(None))
+PARTIES = ("funder", "recipient")
+
+
+@dataclass(frozen=True)
+class _Parties:
+    """How this store's rows reach their funders' and recipients' identities."""
+
+    conn: Connection  # open while the query is built: filters read their identities' raw values
+    identities: bool  # the organisations pass has made its table of mentions
+
+    @property
+    def dialect(self) -> str:
+        return self.conn.dialect.name
+
+    @classmethod
+    def of(cls, conn: Connection) -> _Parties:
+        return cls(conn, organisations.mentions_ready(conn))
+
+    def _match(self, role: str, values: tuple[str, ...]) -> ColumnElement[bool]:
+        return organisations.identity_match(role, values, allocations,
+                                            organisations.mention_values(self.conn, role, values))
+
+    def where(self, filters: Filters) -> ColumnElement[bool]:
+        return filters.where(allocations, self._match if self.identities else None)
+
+    def counted(self, filters: Filters) -> ColumnElement[bool]:
+        return and_(self.where(filters), A.duplicate_of.is_(None))
+
+    def joined(self, roles: Sequence[str]) -> tuple[FromClause, dict[str, ColumnElement]]:
+        """``allocations`` outer-joined to each role's mentions, and each role's party key over it."""
+        source: FromClause = allocations
+        keys = {}
+        for role in roles:
+            if self.identities:
+                mentions = organisations.organisation_mentions.alias(f"{role}_mention")
+                source = source.outerjoin(mentions, organisations.mention_match(mentions, role, allocations,
+                                                                                self.dialect))
+                keys[role] = organisations.party_key(mentions, role, allocations)
+            else:
+                keys[role] = organisations.raw_party_key(allocations, role)
+        return source, keys
+
+    def relabel(self, labelled: list[tuple[object, object]]) -> list[object]:
+        """Party keys' labels: the identity's display name where the key is an identity's, else the
+        label given (the largest raw name)."""
+        if not self.identities:
+            return [label for label, _value in labelled]
+        names = organisations.display_names(self.conn, [str(value) for _label, value in labelled])
+        return [names.get(str(value), label) for label, value in labelled]
+
+
+
 
 
 def _record_key():
@@ -46,20 +104,23 @@ def data_version(engine: Engine, conn: Connection | None = None) -> str:
 
 def country_totals(engine: Engine, filters: Filters) -> pd.DataFrame:
     """USD, records, funders and recipients per country (rows with a country only)."""
-    query = (
-        select(
-            A.country_iso3.label("iso3"),
-            func.max(A.country_name).label("name"),
-            func.coalesce(func.sum(A.amount_usd), 0.0).label("usd"),
-            func.count(distinct(_record_key())).label("records"),
-            func.count(distinct(func.coalesce(A.funder_id, A.funder_name))).label("funders"),
-            func.count(distinct(func.coalesce(A.recipient_id, A.recipient_name))).label("recipients"),
-        )
-        .where(_counted(filters), A.country_iso3.is_not(None))
-        .group_by(A.country_iso3)
-        .order_by(A.country_iso3)
-    )
     with engine.connect() as conn:
+        parties = _Parties.of(conn)
+        source, keys = parties.joined(PARTIES)
+        query = (
+            select(
+                A.country_iso3.label("iso3"),
+                func.max(A.country_name).label("name"),
+                func.coalesce(func.sum(A.amount_usd), 0.0).label("usd"),
+                func.count(distinct(_record_key())).label("records"),
+                func.count(distinct(keys["funder"])).label("funders"),
+                func.count(distinct(keys["recipient"])).label("recipients"),
+            )
+            .select_from(source)
+            .where(parties.counted(filters), A.country_iso3.is_not(None))
+            .group_by(A.country_iso3)
+            .order_by(A.country_iso3)
+        )
         return pd.DataFrame(conn.execute(query).mappings().all(), columns=[
             "iso3", "name", "usd", "records", "funders", "recipients",
         ])
@@ -78,18 +139,20 @@ class Headline:
 
 
 def headline(engine: Engine, filters: Filters) -> Headline:
-    where = _counted(filters)
-    query = select(
-        func.coalesce(func.sum(A.amount_usd), 0.0),
-        func.count(distinct(_record_key())),
-        func.count(distinct(func.coalesce(A.funder_id, A.funder_name))),
-        func.count(distinct(func.coalesce(A.recipient_id, A.recipient_name))),
-        func.count(),
-        func.coalesce(func.sum(case((A.country_iso3.is_(None), A.amount_usd), else_=0.0)), 0.0),
-        func.coalesce(func.sum(case((and_(A.amount.is_not(None), A.amount_usd.is_(None)), 1), else_=0)), 0),
-    ).where(where)
-    by_flow = select(A.flow_type, func.coalesce(func.sum(A.amount_usd), 0.0)).where(where).group_by(A.flow_type)
     with engine.connect() as conn:
+        parties = _Parties.of(conn)
+        where = parties.counted(filters)
+        source, keys = parties.joined(PARTIES)
+        query = select(
+            func.coalesce(func.sum(A.amount_usd), 0.0),
+            func.count(distinct(_record_key())),
+            func.count(distinct(keys["funder"])),
+            func.count(distinct(keys["recipient"])),
+            func.count(),
+            func.coalesce(func.sum(case((A.country_iso3.is_(None), A.amount_usd), else_=0.0)), 0.0),
+            func.coalesce(func.sum(case((and_(A.amount.is_not(None), A.amount_usd.is_(None)), 1), else_=0)), 0),
+        ).select_from(source).where(where)
+        by_flow = select(A.flow_type, func.coalesce(func.sum(A.amount_usd), 0.0)).where(where).group_by(A.flow_type)
         row = conn.execute(query).one()
         flows = {r[0]: float(r[1]) for r in conn.execute(by_flow)}
     return Headline(float(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), float(row[5]),
@@ -113,9 +176,9 @@ def table_page(
             raise ValueError(f"cannot sort by {column!r} {direction!r}")
         order.append(getattr(A[column], direction)())
     order.append(A.row_id.asc())  # stable paging
-    where = filters.where(allocations)
-    query = select(*(A[c] for c in columns)).where(where).order_by(*order).offset(start).limit(end - start)
     with engine.connect() as conn:
+        where = _Parties.of(conn).where(filters)
+        query = select(*(A[c] for c in columns)).where(where).order_by(*order).offset(start).limit(end - start)
         rows = [dict(r) for r in conn.execute(query).mappings()]
         total = conn.execute(select(func.count()).select_from(allocations).where(where)).scalar_one()
     return rows, int(total)
@@ -135,8 +198,8 @@ def rows_by_id(engine: Engine, row_ids: Sequence[int], columns: Sequence[str] = 
 
 def iter_rows(engine: Engine, filters: Filters, chunk: int = 5000) -> Iterator[dict]:
     """Every filtered row, canonical columns in order, streamed in ``chunk``-sized batches."""
-    query = select(*(A[c] for c in COLUMN_NAMES)).where(filters.where(allocations)).order_by(A.row_id)
     with engine.connect() as conn:
+        query = select(*(A[c] for c in COLUMN_NAMES)).where(_Parties.of(conn).where(filters)).order_by(A.row_id)
         result = conn.execution_options(stream_results=True, yield_per=chunk).execute(query)
         for row in result.mappings():
             yield dict(row)
@@ -152,30 +215,36 @@ _OPTION_COLUMNS = {
 }
 
 
-def _option_value(kind: str):
-    """What a filter of ``kind`` takes: an organisation's id where it has one, else its name."""
-    label_col, value_col = _OPTION_COLUMNS[kind]
-    return func.coalesce(value_col, label_col) if kind in ("funder", "recipient") else value_col
+def _option_value(kind: str, keys: dict[str, ColumnElement]) -> ColumnElement:
+    """What a filter of ``kind`` takes: a party's key (see ``_Parties``), else the code column."""
+    return keys[kind] if kind in PARTIES else _OPTION_COLUMNS[kind][1]
+
+
+def _option_source(parties: _Parties, kind: str) -> tuple[FromClause, ColumnElement]:
+    source, keys = parties.joined((kind,) if kind in PARTIES else ())
+    return source, _option_value(kind, keys)
 
 
 def options(engine: Engine, kind: str, search: str = "", limit: int = 50) -> list[dict[str, str]]:
-    """Dropdown options ``{"label", "value"}`` for ``kind``, largest USD first, matching ``search``."""
+    """Dropdown options ``{"label", "value"}`` for ``kind``, largest USD first, matching ``search``
+    (a raw name or id; an identity's total then counts its rows that match)."""
     label_col, value_col = _OPTION_COLUMNS[kind]
-    value = _option_value(kind)
-    query = select(func.max(label_col).label("label"), value.label("value")).where(value.is_not(None))
-    if search:
-        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(
-            func.lower(label_col).like(pattern, escape="\\") | func.lower(cast(value_col, String)).like(
-                pattern, escape="\\"
-            )
-        )
-    query = query.group_by(value).order_by(func.sum(A.amount_usd).desc().nulls_last(), value).limit(limit)
     with engine.connect() as conn:
-        return [
-            {"label": str(r.label or r.value), "value": str(r.value)}
-            for r in conn.execute(query)
-        ]
+        parties = _Parties.of(conn)
+        source, value = _option_source(parties, kind)
+        query = select(func.max(label_col).label("label"), value.label("value")).select_from(source)\
+            .where(value.is_not(None))
+        if search:
+            pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(
+                func.lower(label_col).like(pattern, escape="\\") | func.lower(cast(value_col, String)).like(
+                    pattern, escape="\\"
+                )
+            )
+        query = query.group_by(value).order_by(func.sum(A.amount_usd).desc().nulls_last(), value).limit(limit)
+        found = [(r.label, r.value) for r in conn.execute(query)]
+        labels = parties.relabel(found) if kind in PARTIES else [label for label, _v in found]
+    return [{"label": str(label or v), "value": str(v)} for label, (_raw, v) in zip(labels, found, strict=True)]
 
 
 BREAKDOWNS = ("year", "funder", "recipient", "theme")
@@ -183,29 +252,37 @@ BREAKDOWNS = ("year", "funder", "recipient", "theme")
 
 def totals_by(engine: Engine, filters: Filters, dimension: str, limit: int = 10) -> pd.DataFrame:
     """USD per year (all years) or per funder, recipient or theme (the ``limit`` largest), counted
-    once; ``value`` is what the matching filter takes (an org's id where it has one). No distinct
-    record counts: the charts do not show them, and they are the costly part at scale."""
-    if dimension == "year":
-        label = value = A.year
-    elif dimension == "theme":
-        label = value = func.coalesce(A.theme, literal("(no theme)"))
-    elif dimension in ("funder", "recipient"):
-        label, value = func.max(_OPTION_COLUMNS[dimension][0]), _option_value(dimension)
-    else:
+    once; ``value`` is what the matching filter takes (a party's key: its identity, else its id,
+    else its name). No distinct record counts: the charts do not show them, and they are the costly
+    part at scale."""
+    if dimension not in BREAKDOWNS:
         raise ValueError(f"unknown breakdown {dimension!r}; one of {', '.join(BREAKDOWNS)}")
-    usd = func.coalesce(func.sum(A.amount_usd), 0.0)
-    group = value if dimension in ("funder", "recipient") else label
-    query = (
-        select(label.label("label"), value.label("value"), usd.label("usd"))
-        .where(_counted(filters), value.is_not(None))
-        .group_by(group)
-    )
-    if dimension == "year":
-        query = query.order_by(A.year)
-    else:
-        query = query.order_by(usd.desc(), group).limit(limit)
     with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(query).mappings().all(), columns=["label", "value", "usd"])
+        parties = _Parties.of(conn)
+        source: FromClause = allocations
+        if dimension == "year":
+            label = value = A.year
+        elif dimension == "theme":
+            label = value = func.coalesce(A.theme, literal("(no theme)"))
+        else:
+            source, value = _option_source(parties, dimension)
+            label = func.max(_OPTION_COLUMNS[dimension][0])
+        usd = func.coalesce(func.sum(A.amount_usd), 0.0)
+        group = value if dimension in PARTIES else label
+        query = (
+            select(label.label("label"), value.label("value"), usd.label("usd"))
+            .select_from(source)
+            .where(parties.counted(filters), value.is_not(None))
+            .group_by(group)
+        )
+        if dimension == "year":
+            query = query.order_by(A.year)
+        else:
+            query = query.order_by(usd.desc(), group).limit(limit)
+        frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=["label", "value", "usd"])
+        if dimension in PARTIES and len(frame):
+            frame["label"] = parties.relabel(list(zip(frame["label"], frame["value"], strict=True)))
+        return frame
 
 
 def options_for(
@@ -224,12 +301,16 @@ def options_for(
 
 
 def labels_for(engine: Engine, kind: str, values: Sequence[str]) -> dict[str, str]:
-    """Display labels (names) of option values (ids or names) of ``kind``."""
+    """Display labels (names) of option values (party keys, or codes) of ``kind``; values no row
+    has as its key are left out."""
     label_col = _OPTION_COLUMNS[kind][0]
-    value = _option_value(kind)
-    query = select(func.max(label_col), value).where(value.in_(list(values))).group_by(value)
     with engine.connect() as conn:
-        return {str(v): str(label or v) for label, v in conn.execute(query)}
+        parties = _Parties.of(conn)
+        source, value = _option_source(parties, kind)
+        query = select(func.max(label_col), value).select_from(source).where(value.in_(list(values))).group_by(value)
+        found = [(label, v) for label, v in conn.execute(query)]
+        labels = parties.relabel(found) if kind in PARTIES else [label for label, _v in found]
+    return {str(v): str(label or v) for label, (_raw, v) in zip(labels, found, strict=True)}
 
 
 def year_bounds(engine: Engine) -> tuple[int, int] | None:
@@ -241,7 +322,7 @@ def year_bounds(engine: Engine) -> tuple[int, int] | None:
 def filtered_row_count(engine: Engine, filters: Filters) -> int:
     """Rows the table and exports hold for ``filters`` (duplicates included, as they are listed)."""
     with engine.connect() as conn:
-        query = select(func.count()).select_from(allocations).where(filters.where(allocations))
+        query = select(func.count()).select_from(allocations).where(_Parties.of(conn).where(filters))
         return int(conn.execute(query).scalar_one())
 
 
@@ -275,13 +356,13 @@ def current_source_files(engine: Engine) -> list[str]:
 def summary(engine: Engine, filters: Filters | None = None) -> dict:
     """Totals counted once: overall, by source and by year (for ``fundatlas summary``)."""
     filters = filters or Filters()
-    where = _counted(filters)
     metrics = (
         func.count(distinct(_record_key())).label("records"),
         func.count().label("rows"),
         func.coalesce(func.sum(A.amount_usd), 0.0).label("usd"),
     )
     with engine.connect() as conn:
+        where = _Parties.of(conn).counted(filters)
         total = conn.execute(select(*metrics).where(where)).mappings().one()
         by_source = conn.execute(select(A.source, *metrics).where(where).group_by(A.source).order_by(A.source))
         by_year = conn.execute(select(A.year, *metrics).where(where).group_by(A.year).order_by(A.year))

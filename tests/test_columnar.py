@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from data_sources import columnar, queries
+from data_sources import columnar, organisations, queries
 from data_sources.filters import Filters
 from data_sources.store import open_store
 from tests.conftest import _drop_pg, _new_pg_url
@@ -19,7 +19,10 @@ SORTS = ([], [("amount_usd", "desc")], [("amount_usd", "asc")], [("year", "asc")
 
 
 def _edge_cases(engine) -> None:
-    """Values the demo lacks: duplicates, no USD, no year, no funder id, non-ASCII names, LIKE wildcards."""
+    """Values the demo lacks: duplicates, no USD, no year, no funder id, non-ASCII names, LIKE wildcards;
+    then organisation identities: one charity's id in two spellings and its name without an id (one
+    identity), a recipient named two ways without an id (one identity by name), and rows changed after
+    the pass (not in its mentions: their key falls back to id, else name)."""
     with engine.begin() as conn:
         conn.execute(text("UPDATE allocations SET duplicate_of = 'iati:other:0' WHERE row_id % 17 = 0"))
         conn.execute(text("UPDATE allocations SET amount_usd = NULL WHERE row_id % 23 = 0"))
@@ -27,6 +30,27 @@ def _edge_cases(engine) -> None:
         conn.execute(text("UPDATE allocations SET funder_id = NULL, funder_name = 'ÁGUA Pura 100%_Trust' "
                           "WHERE row_id % 31 = 0"))
         conn.execute(text("UPDATE allocations SET country_iso3 = NULL, country_name = NULL WHERE row_id % 37 = 0"))
+        for sql in IDENTITY_CASES:
+            conn.execute(text(sql))
+        organisations.build_organisations(conn)
+        for sql in AFTER_THE_PASS:
+            conn.execute(text(sql))
+
+
+IDENTITY_CASES = [
+    "UPDATE allocations SET funder_id = 'GB-CHC-123', funder_name = 'Example Trust' WHERE row_id % 41 = 1",
+    "UPDATE allocations SET funder_id = 'gb-chc-123', funder_name = 'The Example Trust' WHERE row_id % 43 = 1",
+    "UPDATE allocations SET funder_id = NULL, funder_name = 'EXAMPLE TRUST' WHERE row_id % 47 = 1",
+    "UPDATE allocations SET recipient_id = NULL, recipient_name = 'Água Viva Foundation' WHERE row_id % 53 = 2",
+    "UPDATE allocations SET recipient_id = NULL, recipient_name = 'Agua Viva Foundation' WHERE row_id % 59 = 2",
+]
+AFTER_THE_PASS = [
+    "UPDATE allocations SET funder_id = 'GB-CHC-123', funder_name = 'Example Trust (new name)' "
+    "WHERE row_id % 61 = 3",
+    "UPDATE allocations SET funder_id = NULL, funder_name = 'Example Trust Ltd' WHERE row_id % 67 = 3",
+]
+IDENTITY_VALUES = ["GB-CHC-123", "gb-chc-123", "The Example Trust", "EXAMPLE TRUST", "Example Trust Ltd",
+                   "n:agua-viva-foundation", "Agua Viva Foundation", "Água Viva Foundation"]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -97,6 +121,11 @@ FIXED = [
     Filters(sources=("iati",), flow_types=("disbursement", "commitment")),
     Filters(sources=("hdx_3w",)),
     Filters(countries=("KEN",), q="nothing matches this"),
+    Filters(funders=("GB-CHC-123",)),  # the identity: both id spellings, the bare name, a row loaded later
+    Filters(funders=("gb-chc-123",)),  # an older link's raw id: only its rows
+    Filters(funders=("EXAMPLE TRUST", "Example Trust Ltd")),  # raw names, one of them unseen by the pass
+    Filters(recipients=("n:agua-viva-foundation",), year_from=2015),
+    Filters(recipients=("Água Viva Foundation",), funders=("GB-CHC-123",)),
 ]
 
 
@@ -106,8 +135,10 @@ def test_columnar_answers_equal_sql(demo_engine, table, filters):
 
 
 def test_columnar_answers_equal_sql_for_generated_filter_states(demo_engine, table):
-    funders = _values(demo_engine, "funder_id") + _values(demo_engine, "funder_name")
-    recipients = _values(demo_engine, "recipient_name")
+    funders = _values(demo_engine, "funder_id") + _values(demo_engine, "funder_name") + IDENTITY_VALUES[:5] + [
+        o["value"] for o in queries.options(demo_engine, "funder", "", 6)]
+    recipients = _values(demo_engine, "recipient_name") + IDENTITY_VALUES[5:] + [
+        o["value"] for o in queries.options(demo_engine, "recipient", "", 6)]
     countries = _values(demo_engine, "country_iso3", 10)
     admin1 = _values(demo_engine, "admin1_pcode")
     sectors = _values(demo_engine, "sector_code")
@@ -137,7 +168,7 @@ def test_columnar_answers_equal_sql_for_generated_filter_states(demo_engine, tab
 def test_options_and_labels_equal_sql(demo_engine, table):
     for kind in ("funder", "recipient", "country", "theme", "sector", "source"):
         assert table.options(kind, 50) == queries.options(demo_engine, kind, "", 50), kind
-        values = [o["value"] for o in queries.options(demo_engine, kind, "", 8)] + ["not-a-value"]
+        values = [o["value"] for o in queries.options(demo_engine, kind, "", 8)] + ["not-a-value", *IDENTITY_VALUES]
         assert table.labels_for(kind, values) == queries.labels_for(demo_engine, kind, values), kind
 
 
@@ -207,3 +238,96 @@ def test_substring_search_equals_a_per_string_search(texts, needle, offset):
     values = values.slice(min(offset, len(values)))  # arrays that do not start at their buffer's start
     expected = pc.match_substring(values, needle).fill_null(False).to_numpy(zero_copy_only=False)
     assert columnar.substring_hits(values, needle).tolist() == expected.tolist()
+
+
+def test_identities_unite_raw_mentions_in_both_answers(demo_engine, table):
+    with demo_engine.connect() as conn:
+        assert organisations.identity_of(conn, "EXAMPLE TRUST") == "GB-CHC-123"
+        assert organisations.identity_of(conn, "gb-chc-123") == "GB-CHC-123"
+        assert organisations.identity_of(conn, "Água Viva Foundation") == "n:agua-viva-foundation"
+
+        def count(where: str) -> int:
+            return conn.execute(text(f"SELECT count(*) FROM allocations WHERE {where}")).scalar()  # noqa: S608
+
+        identity_rows = count("funder_id IN ('GB-CHC-123', 'gb-chc-123') OR funder_name = 'EXAMPLE TRUST'")
+        spelled_rows = count("funder_id = 'gb-chc-123'")
+        agua_rows = count("recipient_name IN ('Água Viva Foundation', 'Agua Viva Foundation')")
+    assert 0 < spelled_rows < identity_rows and agua_rows > 0
+    for filters, rows, funders in ((Filters(funders=("GB-CHC-123",)), identity_rows, 1),
+                                   (Filters(funders=("gb-chc-123",)), spelled_rows, 1),
+                                   (Filters(funders=("GB-CHC-123", "Example Trust Ltd")), None, 2),
+                                   (Filters(recipients=("n:agua-viva-foundation",)), agua_rows, None)):
+        assert table.row_count(filters) == queries.filtered_row_count(demo_engine, filters)
+        if rows is not None:
+            assert table.row_count(filters) == rows, filters
+        if funders is not None:  # counted rows only: duplicates may hide a whole funder, not here
+            assert table.headline(filters).funders == queries.headline(demo_engine, filters).funders == funders
+    # one breakdown entry per identity, labelled with its display name; a row the pass has not seen joins
+    # the identity by its id (GB-CHC-123) or stays apart by its name (Example Trust Ltd)
+    for frame in (table.totals_by(Filters(funders=("GB-CHC-123", "Example Trust Ltd")), "funder", 10),
+                  queries.totals_by(demo_engine, Filters(funders=("GB-CHC-123", "Example Trust Ltd")), "funder", 10)):
+        assert sorted(zip(frame["value"], frame["label"], strict=True)) == [
+            ("Example Trust Ltd", "Example Trust Ltd"), ("GB-CHC-123", "Example Trust")]
+    labels = {"GB-CHC-123": "Example Trust", "n:agua-viva-foundation": "Água Viva Foundation"}
+    assert table.labels_for("funder", ["GB-CHC-123"]) == queries.labels_for(demo_engine, "funder", ["GB-CHC-123"])
+    assert queries.labels_for(demo_engine, "funder", ["GB-CHC-123"]) == {"GB-CHC-123": labels["GB-CHC-123"]}
+    assert queries.labels_for(demo_engine, "recipient", ["n:agua-viva-foundation"]) == {
+        "n:agua-viva-foundation": labels["n:agua-viva-foundation"]}
+
+
+# (source, funder_id, funder_name, recipient_name, country, usd)
+SMALL = [
+    ("360giving", "GB-CHC-555", "Small Trust", "Village School", "KEN", 100.0),
+    ("iati", "gb-chc-555", "The Small Trust", "Village School", "KEN", 200.0),
+    ("ocha_fts", None, "Small Trust", "village school", "UGA", 300.0),
+    ("ocha_fts", None, "Other Fund", None, "UGA", None),
+    ("ocha_fts", "  ", None, "Village School", None, 50.0),
+    ("hdx_3w", None, None, "Clinic", "KEN", 10.0),
+]
+
+
+def _small_rows(rows, start: int = 0) -> list[dict]:
+    return [{"source": source, "record_id": f"r{start + i}", "alloc": 0, "allocation_share": 1.0, "flow_type": "grant",
+             "geo_level": "country", "source_file": "hand-made", "load_id": 1, "funder_id": funder_id,
+             "funder_name": funder_name, "recipient_name": recipient, "country_iso3": country, "amount_usd": usd,
+             "amount": usd, "year": 2020}
+            for i, (source, funder_id, funder_name, recipient, country, usd) in enumerate(rows)]
+
+
+@pytest.mark.parametrize("state", ["no pass tables", "built", "built, then rows it has not seen"])
+def test_small_store_with_and_without_identities(engine, tmp_path, state):
+    from data_sources.store import allocations, mark_changed
+
+    with engine.begin() as conn:
+        conn.execute(allocations.insert(), _small_rows(SMALL))
+        if state == "no pass tables":
+            for name in ("organisation_mentions", "organisation_aliases", "organisations", "organisation_state"):
+                conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+        else:
+            organisations.build_organisations(conn)
+        if state.endswith("not seen"):
+            conn.execute(allocations.insert(), _small_rows([
+                ("iati", "GB-CHC-555", "Small Trust (2024)", "Clinic", "KEN", 7.0),
+                ("iati", None, "The Small Trust", "Clinic", "KEN", 8.0)], start=100))
+            mark_changed(conn)
+    table = columnar.ensure(engine, root=tmp_path)
+    values = ["GB-CHC-555", "gb-chc-555", "Small Trust", "The Small Trust", "Other Fund", "n:other-fund", "  "]
+    for filters in (Filters(), Filters(funders=("GB-CHC-555",)), Filters(funders=("gb-chc-555",)),
+                    Filters(funders=("Small Trust",)), Filters(funders=("n:other-fund",)),
+                    Filters(recipients=("village school", "n:village-school"))):
+        _assert_same(engine, table, filters)
+    for kind in ("funder", "recipient"):
+        assert table.options(kind, 50) == queries.options(engine, kind, "", 50)
+        assert table.labels_for(kind, values) == queries.labels_for(engine, kind, values)
+    funders = {o["value"]: o["label"] for o in queries.options(engine, "funder", "", 50)}
+    if state == "no pass tables":  # the raw rule: id, else name
+        assert funders == {"GB-CHC-555": "Small Trust", "gb-chc-555": "The Small Trust", "Small Trust": "Small Trust",
+                           "Other Fund": "Other Fund", "  ": "  "}
+        assert table.row_count(Filters(funders=("GB-CHC-555",))) == 1
+    else:  # one identity for the charity, its id spellings and bare name; "  " names nobody: raw key
+        assert funders["GB-CHC-555"] == "Small Trust" and "gb-chc-555" not in funders
+        assert funders["n:other-fund"] == "Other Fund"
+        assert table.row_count(Filters(funders=("GB-CHC-555",))) == (3 if state == "built" else 4)
+        assert table.row_count(Filters(funders=("gb-chc-555",))) == 1  # an older link's raw id
+        assert queries.headline(engine, Filters()).funders == table.headline(Filters()).funders == (
+            3 if state == "built" else 4)  # the unseen bare "The Small Trust" is its own key until the next pass

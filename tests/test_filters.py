@@ -46,3 +46,25 @@ def test_crafted_values_are_refused_with_a_clear_error(query, message):
 def test_empty_values_are_dropped():
     assert Filters.from_query_string("country=&q=") == Filters()
     assert Filters().is_empty()
+
+
+def test_a_party_value_matches_its_identity_its_raw_id_or_its_raw_name():
+    from sqlalchemy import literal_column
+
+    from data_sources.store import allocations
+
+    asked = []
+
+    def identity_match(role, values):
+        asked.append((role, values))
+        return literal_column(f"{role}_is_identity")
+
+    filters = Filters(funders=("GB-CHC-1",), recipients=("n:x", "Y"))
+    sql = str(filters.where(allocations, identity_match).compile(compile_kwargs={"literal_binds": True}))
+    assert asked == [("funder", ("GB-CHC-1",)), ("recipient", ("n:x", "Y"))]
+    assert ("allocations.funder_id IN ('GB-CHC-1') OR allocations.funder_name IN ('GB-CHC-1') "
+            "OR funder_is_identity") in sql
+    assert "OR recipient_is_identity" in sql
+    # without identities (the pass never ran) the raw rule alone, as before
+    raw = str(filters.where(allocations).compile(compile_kwargs={"literal_binds": True}))
+    assert "is_identity" not in raw and "allocations.recipient_name IN ('n:x', 'Y')" in raw

@@ -259,3 +259,59 @@ def test_absurdly_long_ids_and_names_do_not_break_the_pass(engine):
         keys = conn.execute(select(orgs.organisations.c.org_key).order_by(orgs.organisations.c.org_key)).scalars()
         assert all(len(key) <= 130 for key in keys)
         assert conn.execute(select(func.count()).select_from(orgs.organisation_aliases)).scalar() == 0
+
+
+def test_every_party_mention_as_written_gets_its_identity(engine):
+    _insert(engine, [*HAND_MADE, ("iati", "  ", "The Example Trust", None, None, None),
+                     ("ocha_fts", None, None, None, None, None)])
+    stats = _build(engine)
+    with engine.connect() as conn:
+        found = {(r.role, r.source, r.party_id, r.party_name): r.org_key
+                 for r in conn.execute(select(orgs.organisation_mentions))}
+        A = allocations.c
+        named = sum(conn.execute(select(func.count()).where(
+            (func.coalesce(func.trim(id_col), "") != "") | (func.coalesce(func.trim(name_col), "") != ""))).scalar()
+            for id_col, name_col in ((A.funder_id, A.funder_name), (A.recipient_id, A.recipient_name)))
+    assert stats["party_mentions"] == len(found)
+    assert found[("funder", "iati", " gb-chc-123456", "The Example Trust")] == "GB-CHC-123456"
+    assert found[("funder", "iati", "  ", "The Example Trust")] == "GB-CHC-123456"  # a blank id: the name decides
+    assert found[("funder", "ocha_fts", None, "The Example Trust")] == "GB-CHC-123456"
+    assert found[("recipient", "iati", "XM-DAC-44001", "IBRD")] == "XM-DAC-44001"
+    assert found[("funder", "hdx_3w", "TF", "Tech Foundation")] != found[("funder", "iati", "TF", "Trust Funds")]
+    assert ("funder", "ocha_fts", None, None) not in found and ("recipient", "ocha_fts", None, None) not in found
+    with engine.connect() as conn:  # every row naming a party, once
+        assert conn.execute(select(func.sum(orgs.organisation_mentions.c.rows))).scalar() == named
+
+
+def test_filters_options_and_breakdowns_use_identities(engine):
+    from data_sources import queries
+    from data_sources.filters import Filters
+
+    _insert(engine)
+    before = queries.headline(engine, Filters())
+    _build(engine)
+
+    def records(filters: Filters) -> list[str]:
+        rows, _total = queries.table_page(engine, filters, 0, 100, columns=["record_id"])
+        return sorted(r["record_id"] for r in rows)
+
+    assert records(Filters(funders=("GB-CHC-123456",))) == ["r0", "r1", "r2"]
+    assert records(Filters(funders=("The Example Trust",))) == ["r1", "r2"]  # an older link's raw name
+    assert records(Filters(funders=("gb-chc-123456",))) == []  # no row wrote it so, and it is no identity's key
+    assert records(Filters(funders=("n:community-action-trust",))) == ["r14"]
+    assert records(Filters(funders=("Community Action Trust",))) == ["r12", "r13", "r14"]  # the raw name: all three
+    assert records(Filters(recipients=("XM-DAC-44001",))) == ["r11"]
+    relief = _key(engine, "Afghanistan Relief Committee")
+    assert records(Filters(recipients=(relief,))) == ["r15", "r16"]
+
+    funders = {o["value"]: o["label"] for o in queries.options(engine, "funder", "", 50)}
+    assert funders["GB-CHC-123456"] == "The Example Trust" and funders["XM-DAC-1601"] == \
+        "Bill and Melinda Gates Foundation"
+    assert not {" gb-chc-123456", "DAC-1601", "44001", "TF"} & set(funders)
+    assert queries.options(engine, "funder", "gates", 10) == [
+        {"label": "Bill and Melinda Gates Foundation", "value": "XM-DAC-1601"}]
+    assert queries.labels_for(engine, "recipient", [relief, "nobody"]) == {relief: "Afghanistan Relief Committee"}
+    # raw keys: three for the example charity, two for the Gates foundation, one "TF" for two organisations,
+    # two for the relief committee (its 3W code and a misspelt name); identities: one each
+    assert (before.funders, queries.headline(engine, Filters()).funders) == (15, 13)
+    assert (before.recipients, queries.headline(engine, Filters()).recipients) == (4, 3)
