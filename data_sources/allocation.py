@@ -15,7 +15,7 @@ Rules, applied in this order:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from data_sources.records import Place, SectorShare, SourceRecord
 
@@ -66,8 +66,16 @@ def _places_with_points(
             expanded.append(place)
             continue
         for lat, lon in own_points:
-            expanded.append(replace(place, share=place.share / len(own_points), lat=lat, lon=lon))
+            expanded.append(_with(place, share=place.share / len(own_points), lat=lat, lon=lon))
     return expanded
+
+
+def _with(place: Place, **changes: object) -> Place:
+    """A copy of ``place`` with ``changes`` (``dataclasses.replace`` without its per-call field scan)."""
+    changed = place.copy()
+    for name, value in changes.items():
+        setattr(changed, name, value)
+    return changed
 
 
 def allocate(
@@ -82,15 +90,19 @@ def allocate(
 
         to_iso3 = to_iso3 or geography.to_iso3
         if country_of_point is None:
-            # Border points on simplified shapes go to the record's own country when it is close.
-            expected = [c for c in (to_iso3(p.country) for p in places if p.country) if c]
+            named = places
+            expected: list[str] = []
 
             def country_of_point(lat: float, lon: float) -> str | None:
+                # Border points on simplified shapes go to the record's own country when it is close.
+                # Worked out at the first point: most records have none.
+                if not expected:
+                    expected.extend(c for c in (to_iso3(p.country) for p in named if p.country) if c)
                 return geography.country_of_point(lat, lon, prefer=expected)
 
     place_shares = normalised_shares([p.share for p in places])
     # A place or sector at 0 % receives nothing: it gets no row rather than a zero share.
-    places = [replace(p, share=s) for p, s in zip(places, place_shares, strict=True) if s > 0]
+    places = [_with(p, share=s) for p, s in zip(places, place_shares, strict=True) if s > 0]
     places = _places_with_points(places, record.points, to_iso3, country_of_point)
 
     sectors = record.sectors or [SectorShare()]

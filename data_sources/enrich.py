@@ -6,10 +6,12 @@ Enrichment happens once, at load time, so the app only reads finished rows.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from data_sources import fx, geography, themes
 from data_sources.allocation import Allocation, allocate
-from data_sources.records import SourceRecord
+from data_sources.records import Place, SourceRecord
+from data_sources.schema import COLUMN_NAMES
 
 
 def _clean(text: str | None) -> str | None:
@@ -30,12 +32,21 @@ def _sector_fields(allocation: Allocation) -> tuple[str | None, str | None, str 
     return code, name, theme
 
 
-def _place_fields(allocation: Allocation) -> dict[str, object]:
-    place = allocation.place
-    iso3 = geography.to_iso3(place.country) if place.country else None
-    region = None
-    if iso3 is None and place.region:
-        region = geography.region_name(str(place.region))
+@lru_cache(maxsize=65536)
+def _country_fields(country: object, region: object) -> tuple[str | None, str | None, str | None]:
+    """(country_iso3, country_name, region) of a place's country and region text; cached, because a
+    file names the same few hundred places again and again and name matching is slow."""
+    iso3 = geography.to_iso3(country) if country else None  # type: ignore[arg-type]
+    region_name = geography.region_name(str(region)) if iso3 is None and region else None
+    return iso3, (geography.country_name(iso3) if iso3 else None), region_name
+
+
+def _place_values(place: Place) -> tuple[object, ...]:
+    """(country_iso3, country_name, region, admin1_pcode, admin1_name, lat, lon, geo_level) of a place."""
+    try:
+        iso3, country_name, region = _country_fields(place.country, place.region)
+    except TypeError:  # an unhashable value from a loader: the same answer, uncached
+        iso3, country_name, region = _country_fields.__wrapped__(place.country, place.region)
     lat, lon, level = place.lat, place.lon, "unknown"
     if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
         level = "point"
@@ -50,70 +61,51 @@ def _place_fields(allocation: Allocation) -> dict[str, object]:
             level = "country"
         elif region:
             level = "region"
-    return {
-        "country_iso3": iso3,
-        "country_name": geography.country_name(iso3) if iso3 else None,
-        "region": region,
-        "admin1_pcode": _clean(place.admin1_pcode),
-        "admin1_name": _clean(place.admin1_name),
-        "lat": lat,
-        "lon": lon,
-        "geo_level": level,
-    }
+    return (iso3, country_name, region, _clean(place.admin1_pcode), _clean(place.admin1_name), lat, lon, level)
 
 
-def _money_fields(record: SourceRecord, amount: float | None, share: float) -> dict[str, object]:
+def _money_values(record: SourceRecord, amount: float | None, share: float) -> tuple[object, ...]:
+    """(amount, currency, amount_usd, fx_rate, fx_note) of one allocation."""
     currency = (record.currency or "").strip().upper() or None
     if amount is None:
-        return {"amount": None, "currency": currency, "amount_usd": None, "fx_rate": None, "fx_note": None}
+        return None, currency, None, None, None
     if record.amount_usd is not None and math.isfinite(record.amount_usd) and record.amount:
         usd = record.amount_usd * share
         rate = record.amount_usd / record.amount
         if math.isfinite(rate) and rate > 0:
-            return {"amount": amount, "currency": currency, "amount_usd": usd, "fx_rate": rate,
-                    "fx_note": "US dollars as stated by the source"}
+            return amount, currency, usd, rate, "US dollars as stated by the source"
     if currency is None or record.year is None:
         note = "no currency given" if currency is None else "no year to choose a rate"
-        return {"amount": amount, "currency": currency, "amount_usd": None, "fx_rate": None, "fx_note": note}
+        return amount, currency, None, None, note
     rate, note = fx.usd_rate(currency, record.year)
     usd = amount * rate if rate is not None else None
     if usd is not None and not math.isfinite(usd):
         usd, note = None, f"conversion of {amount} {currency} is not finite"
-    return {"amount": amount, "currency": currency, "amount_usd": usd, "fx_rate": rate, "fx_note": note}
+    return amount, currency, usd, rate, note
 
 
-def canonical_rows(record: SourceRecord, source_file: str, load_id: int) -> list[dict[str, object]]:
-    """The canonical rows (dicts keyed by schema column names) of one source record."""
-    base = {
-        "source": record.source,
-        "record_id": record.record_id,
-        "funder_id": _clean(record.funder_id),
-        "funder_name": _clean(record.funder_name),
-        "funder_type": _clean(record.funder_type),
-        "recipient_id": _clean(record.recipient_id),
-        "recipient_name": _clean(record.recipient_name),
-        "recipient_type": _clean(record.recipient_type),
-        "implementer_name": _clean(record.implementer_name),
-        "title": _clean(record.title),
-        "description": _clean(record.description),
-        "flow_type": record.flow_type,
-        "source_sector": _clean(record.source_sector),
-        "year": record.year,
-        "date": record.date,
-        "start_date": record.start_date,
-        "end_date": record.end_date,
-        "duplicate_of": None,
-        "source_file": source_file,
-        "load_id": load_id,
-    }
+def canonical_values(record: SourceRecord, source_file: str, load_id: int) -> list[tuple[object, ...]]:
+    """The canonical rows of one source record as value tuples in ``schema.COLUMN_NAMES`` order
+    (what the store inserts, without a dict per row)."""
+    funder = (_clean(record.funder_id), _clean(record.funder_name), _clean(record.funder_type),
+              _clean(record.recipient_id), _clean(record.recipient_name), _clean(record.recipient_type),
+              _clean(record.implementer_name), _clean(record.title), _clean(record.description),
+              record.flow_type)
+    source_sector = _clean(record.source_sector)
+    when = (record.year, record.date, record.start_date, record.end_date)
     text_theme = themes.theme_for_text(record.theme_hint or record.source_sector)
     rows = []
     for allocation in allocate(record):
         code, name, theme = _sector_fields(allocation)
-        row = dict(base)
-        row.update(alloc=allocation.alloc, allocation_share=allocation.share)
-        row.update(sector_code=code, sector_name=name, theme=theme or text_theme)
-        row.update(_money_fields(record, allocation.amount, allocation.share))
-        row.update(_place_fields(allocation))
-        rows.append(row)
+        rows.append(
+            (record.source, record.record_id, allocation.alloc, allocation.share, *funder,
+             code, name, theme or text_theme, source_sector,
+             *_money_values(record, allocation.amount, allocation.share), *when,
+             *_place_values(allocation.place), None, source_file, load_id)
+        )
     return rows
+
+
+def canonical_rows(record: SourceRecord, source_file: str, load_id: int) -> list[dict[str, object]]:
+    """The canonical rows (dicts keyed by schema column names) of one source record."""
+    return [dict(zip(COLUMN_NAMES, row, strict=True)) for row in canonical_values(record, source_file, load_id)]

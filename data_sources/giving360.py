@@ -83,7 +83,7 @@ from typing import Any
 
 from . import textfiles
 from .errors import LoadError, Rejection
-from .records import Place, SourceRecord
+from .records import Place, SeenIds, SourceRecord
 from .textfiles import cell_text, parse_amount, parse_date, sniff_delimiter
 
 NAME = "360giving"
@@ -323,7 +323,7 @@ def read(path: Path) -> Iterator[SourceRecord | Rejection]:
         grants = _json_grants(path)
     else:
         grants = _csv_grants(path)
-    seen: dict[str, str] = {}
+    seen = SeenIds()  # compact: a dict of every grant id grew with the file
     for item in grants:
         if isinstance(item, Rejection):
             yield item
@@ -335,22 +335,24 @@ def read(path: Path) -> Iterator[SourceRecord | Rejection]:
             if first is not None:
                 result = Rejection(result.record_id, "Identifier", f"duplicate grant id (first at {first})")
             else:
-                seen[result.record_id] = where
+                seen.add(result.record_id, where)
         yield result
 
 
 def _json_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:
-    # Also refuses, as LoadError, nesting too deep for json.loads (RecursionError) and 5000-digit ints.
-    package = textfiles.read_json(path)
-    if not isinstance(package, dict) or not isinstance(package.get("grants"), list):
-        raise LoadError(str(path), 'not a 360Giving package: no top-level "grants" list')
-    for i, grant in enumerate(package["grants"]):
-        where = f"grants[{i}]"
-        if not isinstance(grant, dict):
-            # Handed on as a grant without id, so it is rejected and counted.
-            yield where, {}, False
-            continue
-        yield where, grant, False
+    # Streamed, one grant at a time, so memory does not grow with the file. Also refuses, as
+    # LoadError, nesting too deep for json.loads (RecursionError) and 5000-digit ints.
+    grants = textfiles.stream_json_list(path, "grants")
+    try:
+        for i, grant in enumerate(grants):
+            where = f"grants[{i}]"
+            if not isinstance(grant, dict):
+                # Handed on as a grant without id, so it is rejected and counted.
+                yield where, {}, False
+                continue
+            yield where, grant, False
+    except textfiles.NoJsonList:
+        raise LoadError(str(path), 'not a 360Giving package: no top-level "grants" list') from None
 
 
 def _xlsx_grants(path: Path) -> Iterator[tuple[str, dict[str, Any], bool]]:

@@ -470,8 +470,8 @@ def _record(
         title=activity.title,
         description=activity.description,
         source_sector=source_sector,
-        places=[replace(place) for place in places],
-        sectors=[replace(sector) for sector in sectors],
+        places=[place.copy() for place in places],
+        sectors=[sector.copy() for sector in sectors],
         points=list(activity.points),
     )
 
@@ -486,6 +486,8 @@ def _clean(text: str | None) -> str | None:
 
 def _text(element: etree._Element) -> str:
     """Text of an element and its children, without unexpanded entity references."""
+    if not len(element):  # the usual case: text only
+        return element.text or ""
     parts = [element.text or ""]
     for child in element:
         if isinstance(child.tag, str):
@@ -504,14 +506,16 @@ def _is_english(lang: str | None) -> bool:
 def _narrative(element: etree._Element | None) -> str | None:
     if element is None:
         return None
-    texts = []
+    first = None
     for narrative in element.iterfind("narrative"):
         text = _text(narrative).strip()
         if text:
-            texts.append((narrative.get(_XML_LANG), text))
-    if not texts:
+            if _is_english(narrative.get(_XML_LANG)):
+                return text  # the first English one
+            first = first or text
+    if first is None:
         return _clean(element.text)  # 1.0x style: the text sits in the element itself
-    return next((text for lang, text in texts if _is_english(lang)), texts[0][1])
+    return first
 
 
 def _description(element: etree._Element) -> str | None:

@@ -26,10 +26,10 @@ from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from data_sources import registry, schema
-from data_sources.enrich import canonical_rows
+from data_sources.enrich import canonical_values
 from data_sources.errors import LoadError, Rejection
 from data_sources.records import SourceRecord
-from data_sources.store import allocations, load_rejections, loads
+from data_sources.store import allocations, insert_allocation_rows, load_rejections, loads
 
 CHUNK_RECORDS = 5000
 ProgressCallback = Callable[[int], None]
@@ -119,22 +119,29 @@ def _ids_stored_elsewhere(conn: Connection, source: str, record_ids: list[str]) 
     return found
 
 
-def _validated_rows(rows: list[dict[str, object]], source_file: str) -> list[dict[str, object]]:
-    frame = schema.coerce(pd.DataFrame(rows, columns=list(schema.COLUMN_NAMES)))
+def _validated_rows(rows: list[tuple[object, ...]], source_file: str) -> list[tuple[object, ...]]:
+    """``rows`` (tuples in ``schema.COLUMN_NAMES`` order) checked against the canonical schema, as the
+    store's plain values (NaN and pandas NA as None). Rows that pass the fast vectorised checks skip
+    pandera; otherwise pandera validates them and its failures name record and field."""
+    plain = schema.plain_rows(rows)
+    if plain is not None:
+        return plain
+    frame = schema.coerce(pd.DataFrame.from_records(rows, columns=list(schema.COLUMN_NAMES)))
     try:
         schema.validate(frame)
     except SchemaErrors as exc:
         cases = exc.failure_cases.head(5)
         details = []
+        record_at = schema.COLUMN_NAMES.index("record_id")
         for case in cases.itertuples():
             index = case.index
-            record = rows[int(index)]["record_id"] if isinstance(index, int | float) and index == index else None
+            record = rows[int(index)][record_at] if isinstance(index, int | float) and index == index else None
             details.append(f"record {record}, field {case.column}: {case.check} (value {case.failure_case!r})")
         raise LoadError(source_file, "rows fail the canonical schema: " + "; ".join(details)) from exc
     # Plain Python values for the driver: NaN and pandas NA become NULL.
     return [
-        {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-        for row in frame.to_dict("records")
+        tuple(None if pd.isna(v) else v.item() if hasattr(v, "item") else v for v in row)
+        for row in frame.itertuples(index=False, name=None)
     ]
 
 
@@ -151,36 +158,45 @@ def _store_records(
     load_id: int,
     progress: ProgressCallback | None,
 ) -> None:
-    seen: set[tuple[str, str]] = set()
+    # Records of this file stored by earlier chunks are found in the store (its rows of any older
+    # version were deleted first), so no set of every id read grows with the file; only the ids
+    # rejected as stored from another file are kept, as "seen" for a later duplicate in this file.
+    rejected_elsewhere: set[tuple[str, str]] = set()
     for batch in _batched(items, CHUNK_RECORDS):
+        by_source: dict[str, list[str]] = {}
+        for item in batch:
+            if not isinstance(item, Rejection):
+                by_source.setdefault(item.source, []).append(item.record_id)
+        stored: dict[tuple[str, str], str] = {}
+        for source, ids in by_source.items():
+            for record_id, other in _ids_stored_elsewhere(conn, source, list(dict.fromkeys(ids))).items():
+                stored[(source, record_id)] = other
+        seen: set[tuple[str, str]] = set()
         records: list[SourceRecord] = []
         for item in batch:
             result.records_read += 1
             if isinstance(item, Rejection):
                 result.rejections.append(item)
-            elif (item.source, item.record_id) in seen:
+                continue
+            key = (item.source, item.record_id)
+            if key in seen or key in rejected_elsewhere or stored.get(key) == result.source_file:
                 duplicate = Rejection(item.record_id, "record_id", "duplicate id in this file; first kept")
                 result.rejections.append(duplicate)
             else:
-                seen.add((item.source, item.record_id))
+                seen.add(key)
                 records.append(item)
-        by_source: dict[str, list[str]] = {}
+        rows: list[tuple[object, ...]] = []
         for record in records:
-            by_source.setdefault(record.source, []).append(record.record_id)
-        elsewhere: dict[tuple[str, str], str] = {}
-        for source, ids in by_source.items():
-            for record_id, other in _ids_stored_elsewhere(conn, source, ids).items():
-                elsewhere[(source, record_id)] = other
-        rows: list[dict[str, object]] = []
-        for record in records:
-            other = elsewhere.get((record.source, record.record_id))
+            key = (record.source, record.record_id)
+            other = stored.get(key)
             if other is not None:
                 reason = f"already stored from {other}; that copy is kept"
                 result.rejections.append(Rejection(record.record_id, "record_id", reason))
+                rejected_elsewhere.add(key)
                 continue
-            rows.extend(canonical_rows(record, result.source_file, load_id))
+            rows.extend(canonical_values(record, result.source_file, load_id))
         if rows:
-            conn.execute(insert(allocations), _validated_rows(rows, result.source_file))
+            insert_allocation_rows(conn, _validated_rows(rows, result.source_file))
             result.rows_stored += len(rows)
         if progress is not None:
             progress(len(batch))

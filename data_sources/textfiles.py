@@ -272,6 +272,138 @@ def read_json(path: Path) -> Any:
         raise LoadError(file, f"not valid JSON: {exc}") from None
 
 
+class NoJsonList(Exception):
+    """The JSON document is not an object with the list ``stream_json_list`` was asked for."""
+
+
+class _NotStreamed(Exception):
+    """Something the streamed reading leaves to ``read_json``: its answer, or its error, is the rule."""
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, exactly
+_JSON_FOLLOWERS = frozenset(" \t\n\r,:]}")  # what may follow a whole value
+_JSON_DECODER = json.JSONDecoder()  # what json.loads uses: NaN, big numbers and nesting read the same
+
+
+def stream_json_list(path: Path, key: str, chunk_chars: int = 1 << 20) -> Iterator[Any]:
+    """The items of the top-level object's ``key`` list, one at a time: the values, in order, of
+    ``read_json(path)[key]``, but read in chunks, so memory does not grow with the file.
+
+    Each item is read by the decoder ``json.loads`` uses, from text decoded as ``read_json``
+    decodes it, so values (``NaN``, huge numbers, duplicate keys inside an item) are the same.
+    Anything else (a top-level array, invalid JSON, nesting too deep, a bad encoding) is left to
+    ``read_json``: before the first item, the whole document is read as before; after it, the
+    error is ``read_json``'s, so the messages are the same. Raises ``NoJsonList`` when there is no
+    such list, and ``LoadError`` when ``key`` is given twice after its list was read (the last
+    one would count, and the first has been handed out).
+    """
+    handed = 0
+    try:
+        for item in _streamed_list(path, key, chunk_chars):
+            handed += 1
+            yield item
+    except _NotStreamed:
+        document = read_json(path)  # raises the error the file has, with its line and column
+        if handed:
+            raise LoadError(str(path), "not valid JSON: the file changed while it was read") from None
+        if not isinstance(document, dict) or not isinstance(document.get(key), list):
+            raise NoJsonList(key) from None
+        yield from document[key]
+
+
+class _JsonText:
+    """Decoded text of a file, read a chunk at a time, with a position in the current buffer."""
+
+    def __init__(self, stream: TextIO, chunk_chars: int):
+        self.stream, self.chunk_chars = stream, chunk_chars
+        self.buffer, self.pos, self.at_end = "", 0, False
+
+    def more(self) -> bool:
+        """Read on (at least doubling what is held, so a huge item is not re-read chunk by chunk)."""
+        if self.at_end:
+            return False
+        try:
+            chunk = self.stream.read(max(self.chunk_chars, len(self.buffer) - self.pos))
+        except (UnicodeDecodeError, OSError):
+            raise _NotStreamed from None
+        if not chunk:
+            self.at_end = True
+            return False
+        self.buffer, self.pos = self.buffer[self.pos :] + chunk, 0
+        return True
+
+    def next_char(self) -> str:
+        """The next character that is not whitespace, not consumed; "" at the end of the file."""
+        while True:
+            self.pos = _JSON_SPACE.match(self.buffer, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.buffer) or not self.more():
+                return self.buffer[self.pos : self.pos + 1]
+
+    def expect(self, *chars: str) -> str:
+        char = self.next_char()
+        if char not in chars or not char:
+            raise _NotStreamed
+        self.pos += 1
+        return char
+
+    def value(self) -> Any:
+        self.next_char()
+        while True:
+            try:
+                value, end = _JSON_DECODER.raw_decode(self.buffer, self.pos)
+            except json.JSONDecodeError:
+                if self.more():  # the value may go on in the next chunk
+                    continue
+                raise _NotStreamed from None
+            except (RecursionError, ValueError):
+                raise _NotStreamed from None
+            if (end == len(self.buffer) or self.buffer[end] not in _JSON_FOLLOWERS) and self.more():
+                continue  # a number cut at the end of the buffer ("1" of "1e5") goes on in the next chunk
+            self.pos = end
+            return value
+
+
+def _streamed_list(path: Path, key: str, chunk_chars: int) -> Iterator[Any]:
+    try:
+        stream = open(path, encoding=sniff_encoding(path), newline="")  # noqa: SIM115 - closed below
+    except OSError:
+        raise _NotStreamed from None
+    with stream:
+        text = _JsonText(stream, chunk_chars)
+        if text.next_char() != "{":
+            raise _NotStreamed
+        text.pos += 1
+        found = False
+        if text.next_char() == "}":
+            text.pos += 1
+        else:
+            while True:
+                if text.next_char() != '"':
+                    raise _NotStreamed
+                name = text.value()
+                text.expect(":")
+                if name == key and found:
+                    raise LoadError(str(path), f'not valid as a package: "{key}" is given twice')
+                if name == key and text.next_char() == "[":
+                    found = True
+                    text.pos += 1
+                    if text.next_char() == "]":
+                        text.pos += 1
+                    else:
+                        while True:
+                            yield text.value()
+                            if text.expect(",", "]") == "]":
+                                break
+                else:
+                    text.value()  # another member: read and dropped
+                if text.expect(",", "}") == "}":
+                    break
+        if text.next_char():
+            raise _NotStreamed  # more after the document: read_json says what
+        if not found:
+            raise NoJsonList(key)
+
+
 class BoundedLines:
     """The lines of an open text file (line ends kept), for ``csv.reader``; ``LoadError`` for one
     longer than ``limit`` characters.

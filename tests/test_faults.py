@@ -60,10 +60,17 @@ def _after(conn, statement, multiparams, params, execution_options, result):
     sql = " ".join(str(statement).split()).lower()
     if sql.startswith("select") and " from loads" in sql and "checksum" in sql:
         say("checked")
-    elif sql.startswith("insert into allocations"):
-        chunks[0] += 1
-        if pause_at == f"chunk:{chunks[0]}":
-            stop(pause_at)
+
+# Allocation rows go in by executemany or COPY, below SQLAlchemy's statement events: count the calls.
+_insert_rows = loading.insert_allocation_rows
+
+def _counted_insert(conn, rows):
+    _insert_rows(conn, rows)
+    chunks[0] += 1
+    if pause_at == f"chunk:{chunks[0]}":
+        stop(pause_at)
+
+loading.insert_allocation_rows = _counted_insert
 
 @event.listens_for(Engine, "commit")
 def _commit(conn):
