@@ -10,6 +10,10 @@ Rules, applied in this order:
 3. Sectors: the same percentage rule; the rows are the product of places and sectors.
 4. Amounts: amount x share, with the last row taking the rounding remainder so the rows of a
    record sum to the record's amount.
+
+Each allocation says how its record was split (``basis``, stored as ``allocation_basis``): ``whole``
+(one row), ``source shares`` (every split followed the source's percentages) or ``even split`` (at
+least one split was even because the source gave no percentages, or over a place's points).
 """
 
 from __future__ import annotations
@@ -27,6 +31,19 @@ class Allocation:
     amount: float | None
     place: Place
     sector: SectorShare
+    basis: str = "whole"
+
+
+WHOLE, SOURCE_SHARES, EVEN_SPLIT = "whole", "source shares", "even split"
+
+
+def shares_basis(shares: Sequence[float | None]) -> str:
+    """How ``normalised_shares`` splits ``shares``: one part, the source's percentages, or evenly."""
+    if len(shares) <= 1:
+        return WHOLE
+    if any(s is None or s < 0 for s in shares) or sum(shares) <= 0:  # type: ignore[arg-type]
+        return EVEN_SPLIT
+    return SOURCE_SHARES
 
 
 def normalised_shares(shares: Sequence[float | None]) -> list[float]:
@@ -100,12 +117,17 @@ def allocate(
                     expected.extend(c for c in (to_iso3(p.country) for p in named if p.country) if c)
                 return geography.country_of_point(lat, lon, prefer=expected)
 
+    bases = [shares_basis([p.share for p in places])]
     place_shares = normalised_shares([p.share for p in places])
     # A place or sector at 0 % receives nothing: it gets no row rather than a zero share.
     places = [_with(p, share=s) for p, s in zip(places, place_shares, strict=True) if s > 0]
-    places = _places_with_points(places, record.points, to_iso3, country_of_point)
+    by_points = _places_with_points(places, record.points, to_iso3, country_of_point)
+    if len(by_points) > len(places):
+        bases.append(EVEN_SPLIT)  # a place's share is spread evenly over its points
+    places = by_points
 
     sectors = record.sectors or [SectorShare()]
+    bases.append(shares_basis([s.share for s in sectors]))
     weighted = [(s, w) for s, w in zip(sectors, normalised_shares([s.share for s in sectors]), strict=True)]
     sectors = [s for s, w in weighted if w > 0]
     sector_shares = [w for _, w in weighted if w > 0]
@@ -113,6 +135,7 @@ def allocate(
     allocations: list[Allocation] = []
     assigned = 0.0
     pairs = [(p, s, ss) for p in places for s, ss in zip(sectors, sector_shares, strict=True)]
+    basis = WHOLE if len(pairs) == 1 else EVEN_SPLIT if EVEN_SPLIT in bases else SOURCE_SHARES
     for index, (place, sector, sector_share) in enumerate(pairs):
         share = float(place.share) * sector_share  # type: ignore[arg-type]
         amount = None
@@ -122,5 +145,5 @@ def allocate(
             else:
                 amount = record.amount * share
                 assigned += amount
-        allocations.append(Allocation(index, share, amount, place, sector))
+        allocations.append(Allocation(index, share, amount, place, sector, basis))
     return allocations

@@ -21,12 +21,30 @@ def _clean(text: str | None) -> str | None:
     return text or None
 
 
-def _sector_fields(allocation: Allocation) -> tuple[str | None, str | None, str | None]:
+# The sector crosswalk's scheme for each stream's own sector texts (data/sector_crosswalk.csv).
+CROSSWALK_SCHEMES = {"ocha_fts": "fts_global_cluster", "hdx_3w": "hxl_sector", "360giving": "360giving"}
+
+
+def theme_of_source_sector(source: str, text: str | None) -> str | None:
+    """The theme of a stream's own sector text: each "; "-separated part looked up in the sector
+    crosswalk for the stream's scheme (codes or names), first match wins; else the keyword rules."""
+    if not text:
+        return None
+    scheme = CROSSWALK_SCHEMES.get(source)
+    if scheme:
+        for part in text.split(";"):
+            theme, _subtheme = themes.sector_theme(scheme, part.strip())
+            if theme:
+                return theme
+    return themes.theme_for_text(text)
+
+
+def _sector_fields(allocation: Allocation, source: str) -> tuple[str | None, str | None, str | None]:
     """(sector_code, sector_name, theme) of one allocation's sector."""
     code = _clean(allocation.sector.code)
     if not code:
         # A sector without a DAC code (an FTS cluster, say) still gives its own row a theme.
-        return None, None, themes.theme_for_text(_clean(allocation.sector.name))
+        return None, None, theme_of_source_sector(source, _clean(allocation.sector.name))
     category_name, theme = themes.dac_category(code)
     name = _clean(allocation.sector.name) or category_name
     return code, name, theme
@@ -93,15 +111,15 @@ def canonical_values(record: SourceRecord, source_file: str, load_id: int) -> li
               record.flow_type)
     source_sector = _clean(record.source_sector)
     when = (record.year, record.date, record.start_date, record.end_date)
-    text_theme = themes.theme_for_text(record.theme_hint or record.source_sector)
+    text_theme = theme_of_source_sector(record.source, record.theme_hint or record.source_sector)
     rows = []
     for allocation in allocate(record):
-        code, name, theme = _sector_fields(allocation)
+        code, name, theme = _sector_fields(allocation, record.source)
         rows.append(
             (record.source, record.record_id, allocation.alloc, allocation.share, *funder,
              code, name, theme or text_theme, source_sector,
              *_money_values(record, allocation.amount, allocation.share), *when,
-             *_place_values(allocation.place), None, source_file, load_id)
+             *_place_values(allocation.place), None, source_file, load_id, allocation.basis)
         )
     return rows
 

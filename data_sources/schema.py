@@ -17,6 +17,7 @@ import pandera.pandas as pa
 SOURCES = ("360giving", "iati", "oecd_crs", "ocha_fts", "hdx_3w", "table")
 FLOW_TYPES = ("commitment", "disbursement", "expenditure", "pledge", "grant", "presence")
 GEO_LEVELS = ("point", "admin2", "admin1", "country", "region", "unknown")
+ALLOCATION_BASES = ("whole", "source shares", "even split")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("duplicate_of", "str"),
     Column("source_file", "str", True),
     Column("load_id", "int", True),
+    # fundatlas's own columns, after the contract's (../shared/DESIGN.md leaves them to us):
+    Column("allocation_basis", "str", doc="how the record was split: whole, source shares or even split"),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
@@ -108,6 +111,7 @@ _CHECKS: dict[str, list[pa.Check]] = {
     "allocation_share": [pa.Check.gt(0), pa.Check.le(1.0 + 1e-9)],
     "flow_type": [pa.Check.isin(FLOW_TYPES)],
     "geo_level": [pa.Check.isin(GEO_LEVELS)],
+    "allocation_basis": [pa.Check.isin(ALLOCATION_BASES)],
     "currency": [pa.Check.str_matches(r"^[A-Z]{3}$")],
     "amount": [pa.Check(_finite_or_null, element_wise=False, error="amount must be finite")],
     "amount_usd": [pa.Check(_finite_or_null, element_wise=False, error="amount_usd must be finite")],
@@ -165,7 +169,8 @@ _PLAIN_TYPES = {"str": {str, _NONE}, "date": {str, _NONE}, "int": {int, _NONE}, 
 _INT64_MAX = 2**63 - 1
 _UPPER3 = re.compile(r"[A-Z]{3}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_ALLOWED = {"source": frozenset(SOURCES), "flow_type": frozenset(FLOW_TYPES), "geo_level": frozenset(GEO_LEVELS)}
+_ALLOWED = {"source": frozenset(SOURCES), "flow_type": frozenset(FLOW_TYPES), "geo_level": frozenset(GEO_LEVELS),
+            "allocation_basis": frozenset(ALLOCATION_BASES)}
 _RANGES = {"lat": 90.0, "lon": 180.0}
 
 

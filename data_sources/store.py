@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     text,
 )
 
@@ -171,8 +172,16 @@ def make_engine(url: str) -> Engine:
 
 
 def initialise(engine: Engine) -> None:
-    """Create the tables (and the PostGIS point column) if they do not exist yet."""
+    """Create the tables (and the PostGIS point column) if they do not exist yet, and add the columns
+    a store made by an earlier version lacks."""
     metadata.create_all(engine)
+    present = {c["name"] for c in inspect(engine).get_columns("allocations")}
+    missing = [c for c in allocations.columns if c.name not in present]
+    if missing:
+        with engine.begin() as conn:
+            for column in missing:  # nullable columns only: rows stored before they existed read NULL
+                sql_type = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE allocations ADD COLUMN "{column.name}" {sql_type}'))
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             # ALTER TABLE and CREATE INDEX lock the table even when IF NOT EXISTS makes them no-ops: each

@@ -80,3 +80,32 @@ def test_amountless_record_keeps_none_amounts():
     rows = allocate(_record(amount=None, places=[Place(country="AF"), Place(country="PK")]),
                     to_iso3=lambda c: c, country_of_point=lambda lat, lon: None)
     assert [r.amount for r in rows] == [None, None]
+
+
+def test_each_row_says_how_its_record_was_split():
+    geo = {"to_iso3": lambda c: c, "country_of_point": lambda lat, lon: None}
+    assert {r.basis for r in allocate(_record(places=[Place(country="KE")]), **geo)} == {"whole"}
+    by_source = allocate(_record(places=[Place(share=0.6, country="KE"), Place(share=0.4, country="UG")]), **geo)
+    assert {r.basis for r in by_source} == {"source shares"}
+    even = allocate(_record(places=[Place(country="KE"), Place(country="UG")]), **geo)
+    assert {r.basis for r in even} == {"even split"}
+    # Source percentages for places, none for sectors: the sector split was even, so the record is flagged.
+    mixed = allocate(_record(places=[Place(share=0.6, country="KE"), Place(share=0.4, country="UG")],
+                             sectors=[SectorShare(code="14030"), SectorShare(code="12220")]), **geo)
+    assert {r.basis for r in mixed} == {"even split"}
+    points = allocate(_record(places=[Place(region="679")], points=[(27.7, 85.3), (23.8, 90.4)]),
+                      to_iso3=_no_geo, country_of_point=lambda lat, lon: None)
+    assert {r.basis for r in points} == {"even split"}
+
+
+def test_the_split_is_stored_with_every_row(engine, tmp_path):
+    from sqlalchemy import select
+
+    from data_sources.loading import load_file
+    from data_sources.store import allocations
+    from tests.conftest import shared_file
+
+    assert load_file(engine, shared_file("iati", "worldbank-sv.xml")).status == "succeeded"
+    with engine.connect() as conn:
+        bases = {r[0] for r in conn.execute(select(allocations.c.allocation_basis).distinct())}
+    assert bases <= {"whole", "source shares", "even split"} and "even split" in bases

@@ -148,3 +148,21 @@ def test_postgis_point_column_follows_lat_lon(store_url, engine):
             "FROM allocations"
         )).one()
     assert with_points > 0 and with_geom == with_points and off == 0
+
+
+def test_a_store_from_an_earlier_version_gains_the_new_columns(tmp_path):
+    import sqlite3
+
+    from data_sources.store import allocations, open_store
+
+    path = tmp_path / "old.sqlite"
+    old_columns = [c for c in allocations.columns if c.name != "allocation_basis"]
+    with sqlite3.connect(path) as conn:  # the table as an earlier fundatlas made it, with a row
+        conn.execute("CREATE TABLE allocations (" + ", ".join(
+            f"{c.name} {'INTEGER PRIMARY KEY' if c.name == 'row_id' else 'TEXT'}" for c in old_columns) + ")")
+        conn.execute("INSERT INTO allocations (source, record_id, alloc) VALUES ('iati', 'A', 0)")
+    engine = open_store(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        row = conn.execute(allocations.select()).mappings().one()
+    assert row["record_id"] == "A" and row["allocation_basis"] is None
+    engine.dispose()
