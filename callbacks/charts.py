@@ -35,7 +35,7 @@ def compute_year_figure(totals: pd.DataFrame) -> dict:
         "hovertemplate": "%{x}: %{text}<extra></extra>",
     }
     xaxis = {"dtick": 1 if len(totals) <= 12 else 2, "tickformat": "d"}
-    yaxis = {"tickprefix": "$", "tickformat": "~s", "gridcolor": "#e9ecef"}
+    yaxis = {"tickprefix": "$", "tickformat": "~s", "gridcolor": "#e9ecef", "automargin": True}
     return {"data": [bar], "layout": _layout(220, xaxis, yaxis)}
 
 

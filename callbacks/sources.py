@@ -27,7 +27,7 @@ def compute_sources(context: AppContext, limit: int = 50):
     if not loads.empty:
         for load_id in loads.loc[loads["records_rejected"] > 0, "load_id"]:
             rejected[int(load_id)] = queries.rejections(context.engine, int(load_id), limit=REJECTIONS_SHOWN)
-    report = context.cached("quality", lambda _reader, _f: quality_report(context.engine, by=("source",)), NO_FILTERS)
+    report = context.cached("quality", lambda _reader, _f: quality_report(context.engine), NO_FILTERS)
     return [loads_table(loads, rejected), quality_section(report)]
 
 

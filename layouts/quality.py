@@ -45,12 +45,21 @@ def quality_section(report: dict) -> html.Div:
     body.append(html.Tr([html.Th("all sources"), *_row("", report["overall"]).children[1:]]))
     parts: list = [
         html.H2("Data quality", className="h5 mt-4"),
-        html.P("Shares of money measure absolute US dollars, so corrections do not cancel payments out; hover a "
-               "share for the share of rows. Duplicates are rows another stream also reports: they stay listed "
-               "and exported, and totals count the other row (`fundatlas duplicates` lists each one and why).",
-               className="small text-muted"),
+        html.P(["Shares of money measure absolute US dollars, so corrections do not cancel payments out; hover a "
+                "share for the share of rows. Duplicates are rows another stream also reports: they stay listed "
+                "and exported, and totals count the other row (", html.Code("fundatlas duplicates"),
+                " lists each one and why)."], className="small text-muted"),
         dbc.Table([header, html.Tbody(body)], striped=True, size="sm", responsive=True, className="small"),
     ]
+    by_load = report.get("by_load") or []
+    if by_load:
+        load_rows = [_row(f"{entry['load_id']} · {entry['format'] or ''} · {entry['source_file']}", entry)
+                     for entry in by_load]
+        parts.append(html.Details([
+            html.Summary(f"Per load ({len(by_load):,} loads with rows)"),
+            dbc.Table([header, html.Tbody(load_rows)], striped=True, size="sm", responsive=True,
+                      className="small text-break"),
+        ]))
     unmatched = report.get("unmatched_place_names") or []
     if unmatched:
         items = [html.Li(_describe_unmatched(u)) for u in unmatched[:UNMATCHED_SHOWN]]

@@ -18,9 +18,11 @@ def _text(node) -> str:
 def test_sources_page_shows_quality_per_source(demo_store):
     engine = open_store(demo_store)
     content = compute_sources(AppContext(engine, use_columnar=False))
-    report = quality_report(engine, by=("source",))
+    report = quality_report(engine)
     text = _text(content[1])
-    assert "Data quality" in text and "all sources" in text
+    assert "Data quality" in text and "all sources" in text and "Per load" in text
+    for entry in report["by_load"]:
+        assert entry["source_file"] in text
     for source, figures in report["by_source"].items():
         assert source in text
         assert f"{figures['money_share']['place']:.0%}" in text
