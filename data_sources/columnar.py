@@ -23,12 +23,12 @@ only for an id published under several names); an identity's key shows its displ
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +76,7 @@ _SELECT = (
     "lat, lon FROM allocations ORDER BY row_id"
 )
 _PARTIES = ("funder", "recipient")
+_SEARCHED = (*_TEXTS, "funder_name", "recipient_name")  # what ``q`` looks in
 # Columns a page may be sorted by here (numbers); other sorts go to SQL.
 NUMERIC_SORTS = {"amount": "amount", "amount_usd": "usd", "year": "year", "allocation_share": "share",
                  "fx_rate": "fx_rate", "lat": "lat", "lon": "lon"}
@@ -331,7 +332,16 @@ class ColumnarTable:
                 np.add.reduce(array.view(np.uint8).reshape(-1)[:: 4096])  # one byte per page
         self._derived("year_code")
         self._derived("records")
-        self.counted(Filters())
+        for name in _SEARCHED:
+            self._haystack(name)
+        for dim in self.dims.values():  # the value -> code lookups filters use
+            if len(dim.codes):
+                dim.code_of()
+        everything = Filters()
+        self.country_totals(everything)
+        self.headline(everything)
+        for dimension in ("year", "funder", "recipient", "theme"):
+            self.totals_by(everything, dimension)
 
     # --- filtering ------------------------------------------------------------------------
     def mask(self, filters: Filters) -> np.ndarray:
@@ -382,14 +392,19 @@ class ColumnarTable:
                 self._masks.move_to_end(key)
                 return self._masks[key]
         found = np.zeros(self.rows, dtype=bool)
-        for name in (*_TEXTS, "funder_name", "recipient_name"):
-            dim = self.dims[name]
-            values = dim.values if name in _TEXTS else self._lowered_names(name)
-            table = np.append(substring_hits(values, needle), False)  # the last slot answers code -1
-            found |= table[dim.codes]
+        for name in _SEARCHED:
+            table = np.append(self._haystack(name).hits(needle), False)  # the last slot answers code -1
+            found |= table[self.dims[name].codes]
         with self._lock:
             self._masks[key] = found
         return found
+
+    def _haystack(self, name: str) -> Haystack:
+        cache = self.__dict__.setdefault("_haystacks", {})
+        if name not in cache:
+            values = self.dims[name].values if name in _TEXTS else self._lowered_names(name)
+            cache[name] = Haystack(values)
+        return cache[name]
 
     def _lowered_names(self, name: str) -> pa.Array:
         cache = self.__dict__.setdefault("_lowered_cache", {})
@@ -574,36 +589,50 @@ class ColumnarTable:
                                         values.take(order).to_pylist(), strict=True)]
 
 
+class Haystack:
+    """An Arrow string array prepared for literal substring search: its UTF-8 bytes in one buffer and
+    its offsets as a list, kept per dimension so each search only scans."""
+
+    def __init__(self, values: pa.Array):
+        values = values.cast(pa.string())
+        self.size = len(values)
+        _validity, offsets_buffer, data = values.buffers() if self.size else (None, None, None)
+        if data is None or offsets_buffer is None:
+            self.text, self.offsets = b"", [0] * (self.size + 1)
+        else:
+            offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset : values.offset + self.size + 1]
+            self.text = data.to_pybytes()
+            self.offsets = offsets.tolist()
+        self.valid = values.is_valid().to_numpy(zero_copy_only=False) if values.null_count else None
+
+    def hits(self, needle: str) -> np.ndarray:
+        """Which strings contain ``needle``. ``bytes.find`` scans the buffer at memchr speed; after a
+        match the scan jumps to the next string, so the loop runs once per matching string, and a
+        match that runs across a string's end is skipped by one byte, never hiding a real one."""
+        found = np.zeros(self.size, dtype=bool)
+        pattern = needle.encode("utf-8")
+        if not pattern:  # the empty needle is in every string there is
+            found[:] = True
+            return found & self.valid if self.valid is not None else found
+        text, offsets, width = self.text, self.offsets, len(pattern)
+        limit = offsets[-1]  # the array's last byte: a sliced array's buffer may go on
+        position = text.find(pattern, offsets[0], limit)
+        while position != -1:
+            owner = bisect.bisect_right(offsets, position) - 1
+            end = offsets[owner + 1]
+            if position + width <= end:
+                found[owner] = True
+                position = text.find(pattern, end, limit)
+            else:
+                position = text.find(pattern, position + 1, limit)
+        if self.valid is not None:
+            found &= self.valid
+        return found
+
+
 def substring_hits(values: pa.Array, needle: str) -> np.ndarray:
-    """Which of ``values`` contain ``needle``, literally. For needles of three characters or more,
-    one ``re`` scan of the array's concatenated UTF-8 buffer (a C loop, several times faster than
-    Arrow's per-string search), each match kept only when it lies inside one string."""
-    if len(needle) < 3 or len(values) == 0:  # short needles match most strings: Arrow stops at the first
-        return pc.match_substring(values, needle).fill_null(False).to_numpy(zero_copy_only=False)
-    values = values.cast(pa.string())
-    _validity, offsets_buffer, data = values.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset : values.offset + len(values) + 1]
-    if data is None:
-        return np.zeros(len(values), dtype=bool)
-    text = memoryview(data)[offsets[0] : offsets[-1]]
-    pattern = re.compile(re.escape(needle.encode("utf-8")))
-    starts = np.fromiter((m.start() for m in pattern.finditer(text)), dtype=np.int64) + offsets[0]
-    owner = np.searchsorted(offsets, starts, side="right") - 1
-    width = len(needle.encode("utf-8"))
-    inside = starts + width <= offsets[owner + 1]
-    hits = np.zeros(len(values), dtype=bool)
-    hits[owner[inside]] = True
-    # A match across a boundary hides matches that start inside it (the scan resumes after it):
-    # the strings it reaches into are checked one by one.
-    for start in starts[~inside].tolist():
-        following = int(np.searchsorted(offsets, start, side="right"))
-        while following < len(values) and offsets[following] < start + width:
-            if not hits[following] and needle in (values[following].as_py() or ""):
-                hits[following] = True
-            following += 1
-    if values.null_count:
-        hits &= values.is_valid().to_numpy(zero_copy_only=False)
-    return hits
+    """Which of ``values`` contain ``needle``, literally (``Haystack.hits`` on a fresh haystack)."""
+    return Haystack(values).hits(needle)
 
 
 def _codes_in(column: pa.Array, dictionary: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -229,13 +229,14 @@ def test_empty_store_gives_empty_answers(engine, tmp_path):
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text(alphabet="abÁ%_", max_size=6)), max_size=10),
-       st.text(alphabet="abÁ%_", min_size=1, max_size=4), st.integers(0, 3))
+       st.text(alphabet="abÁ%_", max_size=4), st.integers(0, 3))
 def test_substring_search_equals_a_per_string_search(texts, needle, offset):
     import pyarrow as pa
     import pyarrow.compute as pc
 
     values = pa.array(texts, type=pa.string())
-    values = values.slice(min(offset, len(values)))  # arrays that do not start at their buffer's start
+    start = min(offset, len(values))
+    values = values.slice(start, max(0, len(values) - 2 * start))  # arrays inside a larger buffer
     expected = pc.match_substring(values, needle).fill_null(False).to_numpy(zero_copy_only=False)
     assert columnar.substring_hits(values, needle).tolist() == expected.tolist()
 
