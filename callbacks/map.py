@@ -118,6 +118,8 @@ def compute_map_note(totals: pd.DataFrame, headline: queries.Headline) -> str:
 
 
 def register(app: Dash, context: AppContext) -> None:
+    shipped_countries()  # read the shipped boundaries now, not in the first user's map update
+
     @app.callback(
         Output(ids.MAP, "figure"),
         Output(ids.MAP_NOTE, "children"),
