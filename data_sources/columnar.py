@@ -344,19 +344,23 @@ class ColumnarTable:
             self.totals_by(everything, dimension)
 
     # --- filtering ------------------------------------------------------------------------
-    def mask(self, filters: Filters) -> np.ndarray:
-        """Rows matching ``filters`` (all rows, duplicates included), memoised."""
+    def _memo(self, key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()``, kept read-only in a small per-process LRU shared by masks and selections."""
         with self._lock:
-            if filters in self._masks:
-                self._masks.move_to_end(filters)
-                return self._masks[filters]
-        mask = self._compute_mask(filters)
-        mask.flags.writeable = False
+            if key in self._masks:
+                self._masks.move_to_end(key)
+                return self._masks[key]
+        value = compute()
+        value.flags.writeable = False
         with self._lock:
-            self._masks[filters] = mask
+            self._masks[key] = value
             while len(self._masks) > MASK_CACHE:
                 self._masks.popitem(last=False)
-        return mask
+        return value
+
+    def mask(self, filters: Filters) -> np.ndarray:
+        """Rows matching ``filters`` (all rows, duplicates included), memoised."""
+        return self._memo(("mask", filters), lambda: self._compute_mask(filters))
 
     def _compute_mask(self, f: Filters) -> np.ndarray:
         a = self.arrays
@@ -386,18 +390,15 @@ class ColumnarTable:
     def _text_mask(self, needle: str) -> np.ndarray:
         """Rows whose title, description or names contain ``needle`` (lower-cased), memoised by
         needle so that changing other filters does not search again."""
-        key = ("text", needle)
-        with self._lock:
-            if key in self._masks:
-                self._masks.move_to_end(key)
-                return self._masks[key]
-        found = np.zeros(self.rows, dtype=bool)
-        for name in _SEARCHED:
-            table = np.append(self._haystack(name).hits(needle), False)  # the last slot answers code -1
-            found |= table[self.dims[name].codes]
-        with self._lock:
-            self._masks[key] = found
-        return found
+
+        def search() -> np.ndarray:
+            found = np.zeros(self.rows, dtype=bool)
+            for name in _SEARCHED:
+                table = np.append(self._haystack(name).hits(needle), False)  # the last slot answers code -1
+                found |= table[self.dims[name].codes]
+            return found
+
+        return self._memo(("text", needle), search)
 
     def _haystack(self, name: str) -> Haystack:
         cache = self.__dict__.setdefault("_haystacks", {})
@@ -414,18 +415,8 @@ class ColumnarTable:
 
     def counted(self, filters: Filters) -> np.ndarray:
         """Indexes of rows matching ``filters`` that totals count (not a duplicate of another row)."""
-        key = ("counted", filters)
-        with self._lock:
-            if key in self._masks:
-                self._masks.move_to_end(key)
-                return self._masks[key]
-        chosen = np.flatnonzero(self.mask(filters) & self.arrays["counted"])
-        chosen.flags.writeable = False
-        with self._lock:
-            self._masks[key] = chosen
-            while len(self._masks) > MASK_CACHE:
-                self._masks.popitem(last=False)
-        return chosen
+        return self._memo(("counted", filters),
+                          lambda: np.flatnonzero(self.mask(filters) & self.arrays["counted"]))
 
     def _derived(self, name: str) -> np.ndarray | int:
         """Arrays and sizes worked out once per process from the saved ones."""
