@@ -192,7 +192,7 @@ class ColumnarTable:
         dialect = engine.dialect.name
         url = make_url(str(engine.url))
         if dialect == "sqlite":
-            source = f"sqlite://{url.database}"
+            source = f"sqlite://{Path(url.database or '').resolve()}"  # a relative path, made absolute
         elif dialect == "postgresql":
             source = url.set(drivername="postgresql").render_as_string(hide_password=False)
         else:
