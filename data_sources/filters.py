@@ -61,6 +61,11 @@ def _year(name: str, value: object) -> int | None:
     return year
 
 
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern (``escape="\\"``) matching any value that contains ``text`` literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 @dataclass(frozen=True)
 class Filters:
     countries: tuple[str, ...] = ()
@@ -192,7 +197,7 @@ class Filters:
         if self.min_usd is not None:
             conditions.append(c.amount_usd >= self.min_usd)
         if self.q:
-            pattern = "%" + self.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            pattern = contains_pattern(self.q.lower())
             conditions.append(
                 or_(*(func.lower(col).like(pattern, escape="\\") for col in (
                     c.title, c.description, c.funder_name, c.recipient_name, c.implementer_name,

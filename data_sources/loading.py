@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 from pandera.errors import SchemaErrors
-from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from data_sources import registry, schema
 from data_sources.enrich import canonical_values
 from data_sources.errors import LoadError, Rejection
 from data_sources.records import SourceRecord
-from data_sources.store import allocations, insert_allocation_rows, load_rejections, loads
+from data_sources.store import allocations, insert_allocation_rows, load_rejections, loads, lock_for_writes
 
 CHUNK_RECORDS = 5000
 ProgressCallback = Callable[[int], None]
@@ -90,19 +90,6 @@ def _current_load_with_checksum(conn: Connection, checksum: str) -> tuple[int, s
         .order_by(loads.c.load_id.desc())
     ).first()
     return (row.load_id, row.source_file) if row else None
-
-
-def _lock_store_for_load(conn: Connection) -> None:
-    """Take the store's write lock as the first statement of a load's transaction; it is held to the
-    commit or rollback (or the death of the process). Another load waits here, then sees this one's
-    result: the same content is then ``unchanged``, and records it stored are ``already stored``.
-    SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock now rather than at the first write,
-    waiting up to the busy timeout; readers go on (WAL). PostgreSQL: a transaction-level advisory lock,
-    one key per database, so loads cannot race on the unique record key or on a file's replacement."""
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    elif conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('fundatlas.load'))"))
 
 
 def _ids_stored_elsewhere(conn: Connection, source: str, record_ids: list[str]) -> dict[str, str]:
@@ -228,7 +215,9 @@ def load_file(
         return _unchanged(result, already)
     try:
         with engine.begin() as conn:
-            _lock_store_for_load(conn)
+            # Another load waits here, then sees this one's result: the same content is then
+            # ``unchanged``, and records it stored are ``already stored``.
+            lock_for_writes(conn)
             # Checked again under the lock: a load of the same content may have committed meanwhile.
             already = _current_load_with_checksum(conn, checksum)
             if already is not None:

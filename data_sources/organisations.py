@@ -66,6 +66,7 @@ from sqlalchemy import (
 )
 
 from data_sources import orgids
+from data_sources.filters import contains_pattern
 from data_sources.store import allocations, mark_changed, metadata
 
 organisations = Table(
@@ -654,10 +655,6 @@ def display_names(conn, org_keys: Iterable[str]) -> dict[str, str]:
     return dict(conn.execute(select(OC.org_key, OC.display_name).where(OC.org_key.in_(keys))).all())
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def search(conn, text: str, limit: int = 20) -> list[dict]:
     """Identities whose names or ids contain ``text`` (normalised), the most used first: for dropdowns.
     Each: org_key, display_name, identifier, rows."""
@@ -670,9 +667,9 @@ def search(conn, text: str, limit: int = 20) -> list[dict]:
     if name or ident:
         conditions = []
         if name:
-            conditions.append((AC.kind == "name") & AC.normalised.like(_like(name), escape="\\"))
+            conditions.append((AC.kind == "name") & AC.normalised.like(contains_pattern(name), escape="\\"))
         if ident:
-            conditions.append((AC.kind == "id") & AC.normalised.like(_like(ident), escape="\\"))
+            conditions.append((AC.kind == "id") & AC.normalised.like(contains_pattern(ident), escape="\\"))
         hits = select(AC.org_key).where(or_(*conditions))
         query = query.where(OC.org_key.in_(hits))
     query = query.order_by(OC.rows.desc(), OC.display_name, OC.org_key).limit(max(1, min(int(limit), 1000)))

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, String, and_, case, ca
 from sqlalchemy.sql import FromClause
 
 from data_sources import organisations
-from data_sources.filters import Filters
+from data_sources.filters import Filters, contains_pattern
 from data_sources.schema import COLUMN_NAMES
 from data_sources.store import allocations, load_rejections, loads, store_state
 
@@ -235,7 +235,7 @@ def options(engine: Engine, kind: str, search: str = "", limit: int = 50) -> lis
         query = select(func.max(label_col).label("label"), value.label("value")).select_from(source)\
             .where(value.is_not(None))
         if search:
-            pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            pattern = contains_pattern(search.lower())
             query = query.where(
                 func.lower(label_col).like(pattern, escape="\\") | func.lower(cast(value_col, String)).like(
                     pattern, escape="\\"
