@@ -546,7 +546,7 @@ KERNEL_COLUMNS = ("row_id", "source", "record_id", "funder_id", "funder_name", "
 
 
 def grid_columns() -> list[str]:
-    from layouts.main import TABLE_COLUMNS
+    from layouts.table import TABLE_COLUMNS
 
     return [c[0] for c in TABLE_COLUMNS]
 

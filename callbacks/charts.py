@@ -7,8 +7,8 @@ import pandas as pd
 from dash import Dash, Input, Output
 
 from callbacks.context import AppContext
-from callbacks.filters import parse_search
-from callbacks.formatting import compact_usd
+from callbacks.filters import parse_search, parse_view
+from callbacks.formatting import SYMBOLS, compact_usd
 from data_sources.filters import Filters
 from layouts import ids
 
@@ -26,20 +26,24 @@ def _layout(height: int, xaxis: dict, yaxis: dict) -> dict:
     }
 
 
-def compute_year_figure(totals: pd.DataFrame) -> dict:
+def _money_axis(currency: str) -> dict:
+    return {"tickprefix": SYMBOLS.get(currency, ""), "tickformat": "~s", "gridcolor": "#e9ecef"}
+
+
+def compute_year_figure(totals: pd.DataFrame, currency: str = "USD") -> dict:
     usd = totals["usd"].astype(float).tolist()
     bar = {
         "type": "bar", "x": totals["label"].astype(int).tolist(), "y": usd,
         "customdata": [[str(v)] for v in totals["value"]], "marker": {"color": BAR_COLOUR},
-        "text": [compact_usd(v) for v in usd], "textposition": "none",
+        "text": [compact_usd(v, currency) for v in usd], "textposition": "none",
         "hovertemplate": "%{x}: %{text}<extra></extra>",
     }
     xaxis = {"dtick": 1 if len(totals) <= 12 else 2, "tickformat": "d"}
-    yaxis = {"tickprefix": "$", "tickformat": "~s", "gridcolor": "#e9ecef", "automargin": True}
+    yaxis = {**_money_axis(currency), "automargin": True}
     return {"data": [bar], "layout": _layout(220, xaxis, yaxis)}
 
 
-def compute_ranking_figure(totals: pd.DataFrame) -> dict:
+def compute_ranking_figure(totals: pd.DataFrame, currency: str = "USD") -> dict:
     """Horizontal bars, largest on top; the label is cut to fit, the hover shows it whole."""
     ordered = totals.iloc[::-1]
     labels = [str(label) for label in ordered["label"]]
@@ -48,22 +52,23 @@ def compute_ranking_figure(totals: pd.DataFrame) -> dict:
         "type": "bar", "x": usd, "y": [s if len(s) <= 34 else s[:33] + "…" for s in labels], "orientation": "h",
         "marker": {"color": BAR_COLOUR},
         "customdata": [[str(value), label] for value, label in zip(ordered["value"], labels, strict=True)],
-        "text": [compact_usd(v) for v in usd], "textposition": "auto",
+        "text": [compact_usd(v, currency) for v in usd], "textposition": "auto",
         "hovertemplate": "<b>%{customdata[1]}</b><br>%{text} · %{meta}<extra></extra>", "meta": "click to filter",
     }
-    xaxis = {"tickprefix": "$", "tickformat": "~s", "gridcolor": "#e9ecef"}
+    xaxis = _money_axis(currency)
     return {"data": [bar], "layout": _layout(60 + 26 * max(len(totals), 1), xaxis, {"automargin": True})}
 
 
-def compute_charts(context: AppContext, filters: Filters) -> tuple[dict, ...]:
+def compute_charts(context: AppContext, filters: Filters, currency: str = "USD") -> tuple[dict, ...]:
     def breakdown(dimension: str):
-        return context.cached(f"totals_by_{dimension}", lambda r, f: r.totals_by(f, dimension, TOP), filters)
+        return context.cached(f"totals_by_{dimension}:{currency}",
+                              lambda r, f: r.totals_by(f, dimension, TOP, currency), filters)
 
     return (
-        compute_year_figure(breakdown("year")),
-        compute_ranking_figure(breakdown("funder")),
-        compute_ranking_figure(breakdown("recipient")),
-        compute_ranking_figure(breakdown("theme")),
+        compute_year_figure(breakdown("year"), currency),
+        compute_ranking_figure(breakdown("funder"), currency),
+        compute_ranking_figure(breakdown("recipient"), currency),
+        compute_ranking_figure(breakdown("theme"), currency),
     )
 
 
@@ -74,4 +79,4 @@ def register(app: Dash, context: AppContext) -> None:
     )
     def update_charts(search):
         filters, _error = parse_search(search)
-        return compute_charts(context, filters)
+        return compute_charts(context, filters, parse_view(search).currency)

@@ -40,14 +40,14 @@ class SqlReader:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def country_totals(self, filters: Filters):
-        return queries.country_totals(self.engine, filters)
+    def country_totals(self, filters: Filters, currency: str = "USD"):
+        return queries.country_totals(self.engine, filters, currency)
 
-    def headline(self, filters: Filters) -> queries.Headline:
-        return queries.headline(self.engine, filters)
+    def headline(self, filters: Filters, currency: str = "USD") -> queries.Headline:
+        return queries.headline(self.engine, filters, currency)
 
-    def totals_by(self, filters: Filters, dimension: str, limit: int = 10):
-        return queries.totals_by(self.engine, filters, dimension, limit)
+    def totals_by(self, filters: Filters, dimension: str, limit: int = 10, currency: str = "USD"):
+        return queries.totals_by(self.engine, filters, dimension, limit, currency)
 
     def row_count(self, filters: Filters) -> int:
         return queries.filtered_row_count(self.engine, filters)
@@ -70,14 +70,14 @@ class ColumnarReader(SqlReader):
         super().__init__(engine)
         self.table = table
 
-    def country_totals(self, filters: Filters):
-        return self.table.country_totals(filters)
+    def country_totals(self, filters: Filters, currency: str = "USD"):
+        return self.table.country_totals(filters, currency)
 
-    def headline(self, filters: Filters) -> queries.Headline:
-        return self.table.headline(filters)
+    def headline(self, filters: Filters, currency: str = "USD") -> queries.Headline:
+        return self.table.headline(filters, currency)
 
-    def totals_by(self, filters: Filters, dimension: str, limit: int = 10):
-        return self.table.totals_by(filters, dimension, limit)
+    def totals_by(self, filters: Filters, dimension: str, limit: int = 10, currency: str = "USD"):
+        return self.table.totals_by(filters, dimension, limit, currency)
 
     def row_count(self, filters: Filters) -> int:
         return self.table.row_count(filters)

@@ -12,6 +12,7 @@ from dash.exceptions import PreventUpdate
 from callbacks.context import AppContext
 from data_sources import queries
 from data_sources.filters import FilterError, Filters
+from data_sources.view import View, ViewError, join_query
 from layouts import ids
 
 CONTROL_IDS = (ids.FUNDER, ids.RECIPIENT, ids.THEME, ids.SECTOR, ids.COUNTRY, ids.SOURCE, ids.FLOW_TYPE)
@@ -104,6 +105,20 @@ def parse_search(search: str | None) -> tuple[Filters, str | None]:
         return Filters(), f"The link's filters were not understood ({exc}); showing everything."
 
 
+def parse_view(search: str | None) -> View:
+    """View settings (currency, map metric, scale, drill-down) from the URL; the defaults for a
+    crafted or broken value, so a bad link still shows a page."""
+    try:
+        return View.from_query_string(search)
+    except ViewError:
+        return View()
+
+
+def search_for(filters: Filters, view: View) -> str:
+    """The URL query string of a view: its filters, then its view settings."""
+    return join_query(filters.to_query_string(), view.to_query_string())
+
+
 def register(app: Dash, context: AppContext) -> None:
     @app.callback(
         Output(ids.URL, "search"),
@@ -154,8 +169,8 @@ def register(app: Dash, context: AppContext) -> None:
                 if value:
                     filters = apply_bar_click(filters, ids.CHARTS[trigger], value)
         years_value, control_values = filters_to_controls(filters, bounds)
-        query = filters.to_query_string()
-        return ("?" + query if query else "", years_value, *control_values, *_options(control_values), None, False)
+        return (search_for(filters, parse_view(search)), years_value, *control_values, *_options(control_values),
+                None, False)
 
     def _options(control_values: list[list[str]]) -> list[list[dict]]:
         by_id = dict(zip(CONTROL_IDS, control_values, strict=True))

@@ -18,7 +18,7 @@ from dash import Dash, Input, Output
 from plotly.colors import sample_colorscale
 
 from callbacks.context import AppContext
-from callbacks.filters import parse_search
+from callbacks.filters import parse_search, parse_view
 from callbacks.formatting import compact_usd
 from data_sources import geography, queries
 from layouts import ids
@@ -127,9 +127,10 @@ def register(app: Dash, context: AppContext) -> None:
     )
     def update_map(search):
         filters, _error = parse_search(search)
+        currency = parse_view(search).currency
         # The map shows every country's total, with the selected ones outlined, so a click can go back.
         map_filters = replace(filters, countries=())
-        totals = context.cached("country_totals", lambda r, f: r.country_totals(f), map_filters)
-        head = context.cached("headline", lambda r, f: r.headline(f), map_filters)
+        totals = context.cached(f"country_totals:{currency}", lambda r, f: r.country_totals(f, currency), map_filters)
+        head = context.cached(f"headline:{currency}", lambda r, f: r.headline(f, currency), map_filters)
         return (compute_map_figure(totals, shipped_countries(), filters.countries),
                 compute_map_note(totals, head))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dash import Dash, Input, Output
 
 from callbacks.context import AppContext
+from callbacks.pages import page_of
 from data_sources import queries
 from data_sources.filters import Filters
 from data_sources.quality import quality_report
@@ -12,13 +13,7 @@ from layouts import ids
 from layouts.quality import quality_section
 from layouts.sources import REJECTIONS_SHOWN, loads_table
 
-HIDDEN, SHOWN = {"display": "none"}, {}
 NO_FILTERS = Filters()
-
-
-def compute_page_styles(pathname: str | None) -> tuple[dict, dict]:
-    on_sources = isinstance(pathname, str) and pathname.rstrip("/").endswith("/sources")
-    return (HIDDEN, SHOWN) if on_sources else (SHOWN, HIDDEN)
 
 
 def compute_sources(context: AppContext, limit: int = 50):
@@ -32,13 +27,6 @@ def compute_sources(context: AppContext, limit: int = 50):
 
 
 def register(app: Dash, context: AppContext) -> None:
-    @app.callback(
-        Output(ids.PAGE_MAIN, "style"),
-        Output(ids.PAGE_SOURCES, "style"),
-        Output(ids.SOURCES_CONTENT, "children"),
-        Input(ids.URL, "pathname"),
-    )
-    def switch_page(pathname):
-        main_style, sources_style = compute_page_styles(pathname)
-        content = compute_sources(context) if sources_style is SHOWN else None
-        return main_style, sources_style, content
+    @app.callback(Output(ids.SOURCES_CONTENT, "children"), Input(ids.URL, "pathname"))
+    def show_sources(pathname):
+        return compute_sources(context) if page_of(pathname) == "sources" else None

@@ -9,7 +9,7 @@ from callbacks.context import AppContext
 from callbacks.filters import parse_search
 from data_sources import queries
 from layouts import ids
-from layouts.main import TABLE_COLUMNS, table_grid
+from layouts.table import TABLE_COLUMNS, table_grid
 
 GRID_COLUMNS = tuple(f for f, _name, _width in TABLE_COLUMNS)
 

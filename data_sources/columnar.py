@@ -433,6 +433,24 @@ class ColumnarTable:
                 cache[name] = int(a["record"].max(initial=-1)) + 1
         return cache[name]
 
+    def money(self, currency: str = "USD") -> np.ndarray:
+        """Each row's ``amount_usd`` (0 where empty) in the display ``currency`` at its year's rate, as
+        ``queries.money_column``; computed once per currency and process."""
+        if currency == "USD":
+            return self.arrays["usd0"]
+        cache = self.__dict__.setdefault("_money_cache", {})
+        if currency not in cache:
+            from data_sources import fx
+
+            factors, _note = fx.display_factors(currency)
+            first = self._derived("year_first")
+            year_code = self._derived("year_code")
+            span = int(year_code.max(initial=-1)) + 1
+            by_code = np.array([fx.display_factor(factors, first + i) for i in range(span)] + [
+                fx.display_factor(factors, None)])  # the last entry: rows without a year
+            cache[currency] = self.arrays["usd0"] * by_code[np.where(year_code < 0, span, year_code)]
+        return cache[currency]
+
     # --- aggregates (the same frames and records as ``queries``) -----------------------------
     def _distinct_per_country(self, chosen: np.ndarray, suffix: str) -> np.ndarray:
         """Per country, how many distinct keys (records, funders, recipients) the rows ``chosen`` hold."""
@@ -441,14 +459,14 @@ class ColumnarTable:
         present = np.flatnonzero(np.bincount(groups[groups >= 0], minlength=len(group_country)))
         return np.bincount(group_country[present], minlength=len(self.dims["country"].values))
 
-    def country_totals(self, filters: Filters) -> pd.DataFrame:
+    def country_totals(self, filters: Filters, currency: str = "USD") -> pd.DataFrame:
         chosen = self.counted(filters)
         country_codes = self.dims["country"].codes[chosen]
         keep = country_codes >= 0
         chosen, country_codes = chosen[keep], country_codes[keep]
         n = len(self.dims["country"].values)
         present = np.bincount(country_codes, minlength=n) > 0
-        usd = np.bincount(country_codes, weights=self.arrays["usd0"][chosen], minlength=n)
+        usd = np.bincount(country_codes, weights=self.money(currency)[chosen], minlength=n)
         records = self._distinct_per_country(chosen, "record")
         funders = self._distinct_per_country(chosen, "funder")
         recipients = self._distinct_per_country(chosen, "recipient")
@@ -460,12 +478,12 @@ class ColumnarTable:
                               "funders": funders[codes].astype(int), "recipients": recipients[codes].astype(int)})
         return frame.sort_values("iso3", kind="stable").reset_index(drop=True)
 
-    def headline(self, filters: Filters):
+    def headline(self, filters: Filters, currency: str = "USD"):
         from data_sources.queries import Headline
 
         a = self.arrays
         chosen = self.counted(filters)
-        usd = a["usd0"][chosen]
+        usd = self.money(currency)[chosen]
 
         def distinct(codes: np.ndarray, size: int) -> int:
             picked = codes[chosen]
@@ -490,15 +508,15 @@ class ColumnarTable:
             usd_by_flow_type=flows,
         )
 
-    def totals_by(self, filters: Filters, dimension: str, limit: int = 10) -> pd.DataFrame:
-        a = self.arrays
+    def totals_by(self, filters: Filters, dimension: str, limit: int = 10, currency: str = "USD") -> pd.DataFrame:
+        money = self.money(currency)
         chosen = self.counted(filters)
         if dimension == "year":
             codes = self._derived("year_code")[chosen]
             keep = codes >= 0
             size = int(codes.max(initial=-1)) + 1
             present = np.flatnonzero(np.bincount(codes[keep], minlength=size) > 0)
-            sums = np.bincount(codes[keep], weights=a["usd0"][chosen][keep], minlength=size)
+            sums = np.bincount(codes[keep], weights=money[chosen][keep], minlength=size)
             years = present.astype(np.int64) + self._derived("year_first")
             return pd.DataFrame({"label": years, "value": years, "usd": sums[present].astype(float)})
         if dimension == "theme":
@@ -506,13 +524,13 @@ class ColumnarTable:
             values = pa.concat_arrays([dim.values, pa.array(["(no theme)"])])  # code -1 reads the last one
             codes = dim.codes[chosen]
             codes = np.where(codes < 0, len(values) - 1, codes)
-            return self._top(codes, a["usd0"][chosen], values, values, limit)
+            return self._top(codes, money[chosen], values, values, limit)
         if dimension in _PARTIES:
             dim = self.dims[dimension]
             codes = dim.codes[chosen]
             keep = codes >= 0
             labels = self.dims[f"{dimension}_label"].values
-            return self._top(codes[keep], a["usd0"][chosen][keep], labels, dim.values, limit)
+            return self._top(codes[keep], money[chosen][keep], labels, dim.values, limit)
         raise ValueError(f"unknown breakdown {dimension!r}")
 
     @staticmethod

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlencode
 from sqlalchemy import ColumnElement, Table, and_, func, or_, true
 
 from data_sources.schema import FLOW_TYPES, SOURCES
+from data_sources.view import without_view_names
 
 MAX_VALUES = 200  # per repeatable filter
 MAX_TEXT = 200  # characters per value
@@ -135,7 +136,8 @@ class Filters:
         query = query.removeprefix("?")
         if len(query) > 20_000:
             raise FilterError("query string too long")
-        return cls.from_mapping(parse_qs(query, keep_blank_values=False))  # type: ignore[arg-type]
+        # View settings (display currency, map metric...) share the URL; they are not filters.
+        return cls.from_mapping(without_view_names(parse_qs(query, keep_blank_values=False)))  # type: ignore[arg-type]
 
     def to_mapping(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

@@ -168,10 +168,7 @@ def _usd_rate(currency: str, year: int, _path: str) -> tuple[float | None, str]:
 
 def rates_table() -> pd.DataFrame:
     """Every rate ``usd_rate`` can give: currency, year, usd_per_unit, source (its note)."""
-    merged: dict[tuple[str, int], tuple[float, str]] = {}
-    for rates in reversed(_sources()):  # later sources first, so the preferred one overwrites
-        merged.update(rates)
-    rows = [(cur, yr, rate, note) for (cur, yr), (rate, note) in merged.items()]
+    rows = [(cur, yr, rate, note) for (cur, yr), (rate, note) in _merged_rates().items()]
     table = pd.DataFrame(rows, columns=["currency", "year", "usd_per_unit", "source"])
     return table.sort_values(["currency", "year"]).reset_index(drop=True)
 
@@ -181,3 +178,47 @@ def clear_cache() -> None:
     _ecb_rates.cache_clear()
     _imf_rates.cache_clear()
     _usd_rate.cache_clear()
+    _merged_rates_for.cache_clear()
+
+
+def display_factors(currency: str) -> tuple[dict[int, float], str]:
+    """Per year, what one US dollar is in ``currency`` at that year's annual rate (the rates the loads
+    used), and a note on how it was done. Years the rates do not reach take the nearest year's rate
+    (said in the note), so a display total never drops money. USD is 1 for every year."""
+    code = currency.strip().upper()
+    if code == "USD":
+        return {}, "US dollars"
+    known = {yr: rate for (cur, yr), (rate, _note) in _merged_rates().items() if cur == code}
+    if not known:
+        raise ValueError(f"no annual rates for {code}")
+    factors = {yr: 1.0 / rate for yr, rate in known.items()}
+    first, last = min(factors), max(factors)
+    note = (f"{code} at each year's annual rate ({first}-{last}); years before {first} use the {first} rate and "
+            f"years after {last} the {last} rate")
+    return factors, note
+
+
+def display_factor(factors: dict[int, float], year: int | None) -> float:
+    """The factor of ``year`` from ``display_factors``: the nearest year's when it has none."""
+    if not factors:
+        return 1.0
+    if year in factors:
+        return factors[year]
+    years = sorted(factors)
+    if year is None:
+        return factors[years[-1]]
+    return factors[years[0]] if year < years[0] else factors[years[-1]] if year > years[-1] else factors[
+        min(years, key=lambda y: abs(y - year))]
+
+
+def _merged_rates() -> dict[tuple[str, int], tuple[float, str]]:
+    return _merged_rates_for(os.environ.get(ENV_VAR, "").strip())
+
+
+@cache
+def _merged_rates_for(_path: str) -> dict[tuple[str, int], tuple[float, str]]:
+    # Later sources first, so the preferred one overwrites; the rates file's path is part of the key.
+    merged: dict[tuple[str, int], tuple[float, str]] = {}
+    for rates in reversed(_sources()):
+        merged.update(rates)
+    return merged

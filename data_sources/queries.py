@@ -21,7 +21,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Connection, Engine, String, and_, case, cast, distinct, func, literal, select
 from sqlalchemy.sql import FromClause
 
-from data_sources import organisations
+from data_sources import fx, organisations
 from data_sources.filters import Filters, contains_pattern
 from data_sources.schema import COLUMN_NAMES
 from data_sources.store import allocations, load_rejections, loads, store_state
@@ -85,6 +85,17 @@ class _Parties:
 
 
 
+def money_column(currency: str = "USD") -> ColumnElement:
+    """``amount_usd`` in the display ``currency`` at each row's year's annual rate (``fx.display_factors``)."""
+    factors, _note = fx.display_factors(currency)
+    if not factors:
+        return A.amount_usd
+    years = sorted(factors)
+    nearest = case({y: literal(factors[y]) for y in years}, value=A.year,
+                   else_=case((A.year < years[0], literal(factors[years[0]])), else_=literal(factors[years[-1]])))
+    return A.amount_usd * nearest
+
+
 def _record_key():
     # A record is (source, record_id); allocation rows of one record share it.
     return A.source + literal(":") + A.record_id
@@ -102,8 +113,9 @@ def data_version(engine: Engine, conn: Connection | None = None) -> str:
     return f"{row[0]}-{row[1]}-{revision or 0}"
 
 
-def country_totals(engine: Engine, filters: Filters) -> pd.DataFrame:
-    """USD, records, funders and recipients per country (rows with a country only)."""
+def country_totals(engine: Engine, filters: Filters, currency: str = "USD") -> pd.DataFrame:
+    """Money (column ``usd``, in ``currency``), records, funders and recipients per country (rows with a
+    country only)."""
     with engine.connect() as conn:
         parties = _Parties.of(conn)
         source, keys = parties.joined(PARTIES)
@@ -111,7 +123,7 @@ def country_totals(engine: Engine, filters: Filters) -> pd.DataFrame:
             select(
                 A.country_iso3.label("iso3"),
                 func.max(A.country_name).label("name"),
-                func.coalesce(func.sum(A.amount_usd), 0.0).label("usd"),
+                func.coalesce(func.sum(money_column(currency)), 0.0).label("usd"),
                 func.count(distinct(_record_key())).label("records"),
                 func.count(distinct(keys["funder"])).label("funders"),
                 func.count(distinct(keys["recipient"])).label("recipients"),
@@ -138,21 +150,23 @@ class Headline:
     usd_by_flow_type: dict[str, float]
 
 
-def headline(engine: Engine, filters: Filters) -> Headline:
+def headline(engine: Engine, filters: Filters, currency: str = "USD") -> Headline:
+    """Totals counted once; money figures in ``currency`` (the field names say usd for history)."""
+    money = money_column(currency)
     with engine.connect() as conn:
         parties = _Parties.of(conn)
         where = parties.counted(filters)
         source, keys = parties.joined(PARTIES)
         query = select(
-            func.coalesce(func.sum(A.amount_usd), 0.0),
+            func.coalesce(func.sum(money), 0.0),
             func.count(distinct(_record_key())),
             func.count(distinct(keys["funder"])),
             func.count(distinct(keys["recipient"])),
             func.count(),
-            func.coalesce(func.sum(case((A.country_iso3.is_(None), A.amount_usd), else_=0.0)), 0.0),
+            func.coalesce(func.sum(case((A.country_iso3.is_(None), money), else_=0.0)), 0.0),
             func.coalesce(func.sum(case((and_(A.amount.is_not(None), A.amount_usd.is_(None)), 1), else_=0)), 0),
         ).select_from(source).where(where)
-        by_flow = select(A.flow_type, func.coalesce(func.sum(A.amount_usd), 0.0)).where(where).group_by(A.flow_type)
+        by_flow = select(A.flow_type, func.coalesce(func.sum(money), 0.0)).where(where).group_by(A.flow_type)
         row = conn.execute(query).one()
         flows = {r[0]: float(r[1]) for r in conn.execute(by_flow)}
     return Headline(float(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), float(row[5]),
@@ -250,7 +264,8 @@ def options(engine: Engine, kind: str, search: str = "", limit: int = 50) -> lis
 BREAKDOWNS = ("year", "funder", "recipient", "theme")
 
 
-def totals_by(engine: Engine, filters: Filters, dimension: str, limit: int = 10) -> pd.DataFrame:
+def totals_by(engine: Engine, filters: Filters, dimension: str, limit: int = 10, currency: str = "USD",
+              ) -> pd.DataFrame:
     """USD per year (all years) or per funder, recipient or theme (the ``limit`` largest), counted
     once; ``value`` is what the matching filter takes (a party's key: its identity, else its id,
     else its name). No distinct record counts: the charts do not show them, and they are the costly
@@ -267,7 +282,7 @@ def totals_by(engine: Engine, filters: Filters, dimension: str, limit: int = 10)
         else:
             source, value = _option_source(parties, dimension)
             label = func.max(_OPTION_COLUMNS[dimension][0])
-        usd = func.coalesce(func.sum(A.amount_usd), 0.0)
+        usd = func.coalesce(func.sum(money_column(currency)), 0.0)
         group = value if dimension in PARTIES else label
         query = (
             select(label.label("label"), value.label("value"), usd.label("usd"))

@@ -13,6 +13,7 @@ COUNTRY = "filters-country"
 SOURCE = "filters-source"
 FLOW_TYPE = "filters-flow-type"
 RESET = "filters-reset"
+CURRENCY = "view-currency"  # display currency: a view setting in the URL, not a filter
 
 HEADLINE_USD = "headline-usd"
 HEADLINE_RECORDS = "headline-records"
@@ -34,10 +35,22 @@ EXPORT_GEOJSON = "export-geojson"
 # Dropdowns whose options come from the server as the user types.
 SEARCHABLE_DROPDOWNS = {FUNDER: "funder", RECIPIENT: "recipient", SECTOR: "sector", COUNTRY: "country"}
 
+# Pages: the workspace (filters, headline) holds the map page and the co-funder finder; profiles,
+# sources and about stand alone. ``callbacks.pages`` shows the one the URL's path names.
+NAVBAR = "page-navbar"
+FOOTER = "page-footer"
+PAGE_WORKSPACE = "page-workspace"
+FILTERS_COLUMN = "page-filters-column"
+WORKSPACE_CONTENT = "page-workspace-content"
 PAGE_MAIN = "page-main"
+PAGE_COFUNDERS = "page-cofunders"
+PAGE_PROFILE = "page-profile"
 PAGE_SOURCES = "page-sources"
+PAGE_ABOUT = "page-about"
 NAV_MAP = "nav-map"
+NAV_COFUNDERS = "nav-cofunders"
 NAV_SOURCES = "nav-sources"
+NAV_ABOUT = "nav-about"
 SOURCES_CONTENT = "sources-content"
 
 CHART_YEARS = "charts-years"

@@ -1,26 +1,20 @@
-"""The main page: filters beside headline figures, the world map and the table of rows."""
+"""The page: a navbar, the filters beside the workspace pages (map, co-funders), and the pages that
+stand alone (profiles, sources, about). ``callbacks.pages`` shows the one the URL's path names."""
 
 from __future__ import annotations
 
-import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from data_sources.schema import FLOW_TYPES, SOURCES
+from data_sources.view import CURRENCIES
 from layouts import ids
+from layouts.about import about_page
+from layouts.cofunders import cofunders_page
+from layouts.map import map_panel
+from layouts.profile import profile_page
 from layouts.sources import sources_panel
-
-# plotly.js asks for its world topojson even for GeoJSON maps: serve the vendored copy, never the CDN.
-MAP_CONFIG = {"displaylogo": False, "scrollZoom": False, "topojsonURL": "/assets/topojson/"}
-
-# Columns the table shows by default (all canonical columns are in the export).
-TABLE_COLUMNS = (
-    ("year", "Year", 80), ("funder_name", "Funder", 220), ("recipient_name", "Recipient", 220),
-    ("title", "Title", 280), ("country_name", "Country", 140), ("region", "Region", 160),
-    ("theme", "Theme", 150), ("sector_name", "Sector", 180), ("flow_type", "Flow", 120),
-    ("amount", "Amount", 130), ("currency", "Cur.", 70), ("amount_usd", "USD", 130),
-    ("geo_level", "Place precision", 120), ("source", "Source", 100), ("record_id", "Record id", 220),
-)
+from layouts.table import table_panel
 
 
 def _labelled(label: str, control, control_id: str) -> html.Div:
@@ -56,6 +50,9 @@ def filters_panel(year_range: tuple[int, int], themes: list[str]) -> dbc.Card:
                           ids.SOURCE),
                 _labelled("Flow type", _dropdown(ids.FLOW_TYPE, "Any flow type",
                                                  [{"label": f, "value": f} for f in FLOW_TYPES]), ids.FLOW_TYPE),
+                _labelled("Display currency", dbc.RadioItems(
+                    id=ids.CURRENCY, options=[{"label": c, "value": c} for c in CURRENCIES], value="USD",
+                    inline=True, className="small"), ids.CURRENCY),
                 dbc.Button("Reset filters", id=ids.RESET, color="secondary", outline=True, size="sm"),
             ]
         ),
@@ -64,7 +61,7 @@ def filters_panel(year_range: tuple[int, int], themes: list[str]) -> dbc.Card:
 
 
 CHART_TITLES = {
-    ids.CHART_YEARS: "USD by year", ids.CHART_FUNDERS: "Top funders", ids.CHART_RECIPIENTS: "Top recipients",
+    ids.CHART_YEARS: "Amount by year", ids.CHART_FUNDERS: "Top funders", ids.CHART_RECIPIENTS: "Top recipients",
     ids.CHART_THEMES: "Themes",
 }
 
@@ -98,7 +95,7 @@ def headline_row() -> html.Div:
         [
             html.Div(id=ids.ACTIVE_FILTERS, className="mb-2", **{"aria-label": "Active filters"}),
             dbc.Row([
-                _figure_card("Total USD (counted once)", ids.HEADLINE_USD),
+                _figure_card("Total amount (counted once)", ids.HEADLINE_USD),
                 _figure_card("Records", ids.HEADLINE_RECORDS),
                 _figure_card("Funders", ids.HEADLINE_FUNDERS),
                 _figure_card("Recipients", ids.HEADLINE_RECIPIENTS),
@@ -108,60 +105,25 @@ def headline_row() -> html.Div:
     )
 
 
-def map_panel() -> dbc.Card:
-    return dbc.Card(
-        dbc.CardBody([
-            html.H2("Where the money goes: USD by country", className="h6"),
-            dcc.Loading(dcc.Graph(id=ids.MAP, config=MAP_CONFIG,
-                                  style={"height": "460px"}, className="map-graph"), type="dot"),
-            html.Div(id=ids.MAP_NOTE, className="small text-muted"),
-        ]),
-        className="shadow-sm mb-3",
-    )
-
-
-def table_grid() -> dag.AgGrid:
-    """The table of filtered rows: pages of rows come from the server as the user scrolls or sorts."""
-    return dag.AgGrid(
-        id=ids.TABLE,
-        rowModelType="infinite",
-        columnDefs=[
-            {"field": f, "headerName": name, "width": width, "sortable": True,
-             **({"type": "numericColumn", "valueFormatter": {"function": "d3.format(',.0f')(params.value)"}}
-                if f in ("amount", "amount_usd") else {})}
-            for f, name, width in TABLE_COLUMNS
-        ],
-        defaultColDef={"resizable": True, "filter": False},
-        dashGridOptions={"cacheBlockSize": 100, "maxBlocksInCache": 5, "rowBuffer": 0,
-                         "infiniteInitialRowCount": 1, "tooltipShowDelay": 300},
-        style={"height": "420px"},
-        className="ag-theme-alpine",
-    )
-
-
-def table_panel() -> dbc.Card:
-    return dbc.Card(
-        dbc.CardBody([
-            html.Div([
-                html.H2("Rows", className="h6 mb-0 me-auto"),
-                html.Span(id=ids.TABLE_COUNT, className="small text-muted me-3"),
-                html.A("Export CSV", id=ids.EXPORT_CSV, href="/export/csv", className="btn btn-primary btn-sm me-1",
-                       role="button", download="fundatlas-export.csv"),
-                html.A("XLSX", id=ids.EXPORT_XLSX, href="/export/xlsx", className="btn btn-outline-primary btn-sm me-1",
-                       role="button", download="fundatlas-export.xlsx", title="Export the filtered rows as XLSX"),
-                html.A("GeoJSON", id=ids.EXPORT_GEOJSON, href="/export/geojson",
-                       className="btn btn-outline-primary btn-sm", role="button", download="fundatlas-export.geojson",
-                       title="Export the filtered rows as GeoJSON points"),
-            ], className="d-flex align-items-center mb-2"),
-            html.Div(table_grid(), id=ids.TABLE_CONTAINER),
-        ]),
-        className="shadow-sm mb-3",
-    )
-
-
 def unavailable_page(message: str) -> html.Div:
     """What the page shows when the store cannot be read at all."""
     return dbc.Container(dbc.Alert(message, color="danger", className="mt-4"), id="page-unavailable")
+
+
+NAV_LINKS = ((ids.NAV_MAP, "Map", "/"), (ids.NAV_COFUNDERS, "Co-funders", "/cofunders"),
+             (ids.NAV_SOURCES, "Sources", "/sources"), (ids.NAV_ABOUT, "About", "/about"))
+
+
+def navbar() -> dbc.Navbar:
+    return dbc.Navbar(
+        dbc.Container([
+            html.Span([html.Strong("fundatlas"), html.Span(" · who funds what, where", className="ms-1")],
+                      className="navbar-brand mb-0 h1"),
+            dbc.Nav([dbc.NavItem(dcc.Link(label, href=href, id=nav_id, className="nav-link"))
+                     for nav_id, label, href in NAV_LINKS], navbar=True, className="flex-row flex-wrap gap-2"),
+        ], fluid=True),
+        color="dark", dark=True, className="mb-3", id=ids.NAVBAR,
+    )
 
 
 def page(year_range: tuple[int, int], themes: list[str], demo_label: str | None) -> html.Div:
@@ -171,32 +133,30 @@ def page(year_range: tuple[int, int], themes: list[str], demo_label: str | None)
     return html.Div(
         [
             dcc.Location(id=ids.URL, refresh=False),
-            dbc.Navbar(
-                dbc.Container([
-                    html.Span([html.Strong("fundatlas"), html.Span(" · who funds what, where", className="ms-1")],
-                              className="navbar-brand mb-0 h1"),
-                    dbc.Nav([
-                        dbc.NavItem(dcc.Link("Map", href="/", id=ids.NAV_MAP, className="nav-link")),
-                        dbc.NavItem(dcc.Link("Sources", href="/sources", id=ids.NAV_SOURCES, className="nav-link")),
-                    ], navbar=True),
-                ], fluid=True),
-                color="dark", dark=True, className="mb-3",
-            ),
+            navbar(),
             dbc.Container(
                 [
                     banner,
                     dbc.Alert(id=ids.FILTER_ERROR, color="danger", is_open=False, className="py-1 small"),
                     dbc.Alert(id=ids.STATUS, color="danger", is_open=False, duration=15000, className="py-1 small"),
+                    # The workspace: the filters drive the map page and the co-funder finder alike.
                     dbc.Row([
-                        dbc.Col(filters_panel(year_range, themes), md=4, lg=3, className="mb-3"),
-                        dbc.Col([headline_row(), map_panel(), charts_panel(), table_panel()], md=8, lg=9),
-                    ], id=ids.PAGE_MAIN),
+                        dbc.Col(filters_panel(year_range, themes), md=4, lg=3, className="mb-3",
+                                id=ids.FILTERS_COLUMN),
+                        dbc.Col([
+                            headline_row(),
+                            html.Div([map_panel(), charts_panel(), table_panel()], id=ids.PAGE_MAIN),
+                            cofunders_page(),
+                        ], md=8, lg=9, id=ids.WORKSPACE_CONTENT),
+                    ], id=ids.PAGE_WORKSPACE),
+                    profile_page(),
                     sources_panel(),
+                    about_page(),
                     html.Footer(
                         ["Boundaries: Natural Earth (public domain). Exchange rates: ECB reference rates, annual "
                          "means. Amounts are split over places and sectors by the source's percentages, so each "
                          "amount is counted once."],
-                        className="small text-muted my-3",
+                        className="small text-muted my-3", id=ids.FOOTER,
                     ),
                 ],
                 fluid=True,

@@ -93,7 +93,8 @@ def test_map_click_must_name_a_country_code():
 
 def test_sources_page_lists_loads_and_serves_reports(tmp_path):
     from callbacks.context import AppContext
-    from callbacks.sources import compute_page_styles, compute_sources
+    from callbacks.pages import CONTAINERS, compute_page_styles
+    from callbacks.sources import compute_sources
     from data_sources.loading import load_file
     from data_sources.store import open_store
     from tests.conftest import shared_file
@@ -105,8 +106,10 @@ def test_sources_page_lists_loads_and_serves_reports(tmp_path):
     html_text = str(compute_sources(AppContext(engine)))
     assert "dportal_covid.xml" in html_text and "21 rejected records" in html_text
     assert "transaction-type/@code" in html_text
-    assert compute_page_styles("/sources") == ({"display": "none"}, {})
-    assert compute_page_styles("/") == ({}, {"display": "none"})
+    on_sources = dict(zip(CONTAINERS, compute_page_styles("/sources"), strict=True))
+    on_map = dict(zip(CONTAINERS, compute_page_styles("/"), strict=True))
+    assert on_sources[ids.PAGE_SOURCES] == {} and on_sources[ids.PAGE_MAIN] == {"display": "none"}
+    assert on_map[ids.PAGE_MAIN] == {} and on_map[ids.PAGE_SOURCES] == {"display": "none"}
 
     client = create_app(database_url=url, auto_demo=False).server.test_client()
     report = client.get(f"/report/{covid.load_id}.csv")

@@ -165,6 +165,30 @@ def test_columnar_answers_equal_sql_for_generated_filter_states(demo_engine, tab
     check()
 
 
+@pytest.mark.parametrize("currency", ["GBP", "EUR"])
+@pytest.mark.parametrize("filters", [Filters(), Filters(themes=("WASH",)), Filters(year_from=2018, year_to=2020)],
+                         ids=lambda f: f.to_query_string() or "none")
+def test_display_currency_equals_sql_and_converts_each_year_at_its_rate(demo_engine, table, filters, currency):
+    from data_sources import fx
+
+    sql = queries.country_totals(demo_engine, filters, currency)
+    fast = table.country_totals(filters, currency)
+    pd.testing.assert_frame_equal(sql, fast, check_dtype=False, rtol=1e-9)
+    assert _approx_headline(queries.headline(demo_engine, filters, currency)) == _approx_headline(
+        table.headline(filters, currency))
+    for dimension in queries.BREAKDOWNS:
+        pd.testing.assert_frame_equal(queries.totals_by(demo_engine, filters, dimension, 10, currency),
+                                      table.totals_by(filters, dimension, 10, currency), check_dtype=False, rtol=1e-9)
+    # Independently: the total in the display currency is each year's USD at that year's factor.
+    factors, _note = fx.display_factors(currency)
+    by_year = queries.totals_by(demo_engine, filters, "year", 10)
+    expected = sum(usd * fx.display_factor(factors, int(year)) for year, usd in zip(by_year["value"], by_year["usd"],
+                                                                                     strict=True))
+    no_year = table.headline(filters).usd - by_year["usd"].sum()
+    expected += no_year * fx.display_factor(factors, None)
+    assert table.headline(filters, currency).usd == pytest.approx(expected, rel=1e-9)
+
+
 def test_options_and_labels_equal_sql(demo_engine, table):
     for kind in ("funder", "recipient", "country", "theme", "sector", "source"):
         assert table.options(kind, 50) == queries.options(demo_engine, kind, "", 50), kind

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from callbacks.map import COUNTRIES_GEOJSON_URL, compute_map_figure, shipped_countries
-from layouts.main import MAP_CONFIG
+from layouts.map import MAP_CONFIG
 
 TOTALS = pd.DataFrame({
     "iso3": ["KEN", "UGA", "NPL"], "name": ["Kenya", "Uganda", "Nepal"], "usd": [2.5e6, 4.0e8, 9.0e3],

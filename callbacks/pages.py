@@ -1,0 +1,63 @@
+"""The page switch: the URL's path names the page; the others are hidden (their components stay in
+the layout, so the filters keep their state while the user looks at a profile or the sources)."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from dash import Dash, Input, Output
+
+from layouts import ids
+
+HIDDEN, SHOWN = {"display": "none"}, {}
+# Containers the switch shows or hides, in the order of the callback's outputs.
+CONTAINERS = (ids.NAVBAR, ids.PAGE_WORKSPACE, ids.FILTERS_COLUMN, ids.PAGE_MAIN, ids.PAGE_COFUNDERS,
+              ids.PAGE_PROFILE, ids.PAGE_SOURCES, ids.PAGE_ABOUT, ids.FOOTER)
+_SHOWN_ON = {
+    "map": {ids.NAVBAR, ids.PAGE_WORKSPACE, ids.FILTERS_COLUMN, ids.PAGE_MAIN, ids.FOOTER},
+    "cofunders": {ids.NAVBAR, ids.PAGE_WORKSPACE, ids.FILTERS_COLUMN, ids.PAGE_COFUNDERS, ids.FOOTER},
+    "profile": {ids.NAVBAR, ids.PAGE_PROFILE, ids.FOOTER},
+    "sources": {ids.NAVBAR, ids.PAGE_SOURCES, ids.FOOTER},
+    "about": {ids.NAVBAR, ids.PAGE_ABOUT, ids.FOOTER},
+    "embed": {ids.PAGE_WORKSPACE, ids.PAGE_MAIN},  # the map alone, for a funder's own website
+}
+PROFILE_ROLES = ("funder", "recipient")
+MAX_KEY = 300
+
+
+def page_of(pathname: str | None) -> str:
+    """The page a path names: map (the default), cofunders, profile, sources, about or embed."""
+    parts = [p for p in (pathname or "/").split("/") if p]
+    if not parts:
+        return "map"
+    if parts[0] in PROFILE_ROLES and len(parts) >= 2:
+        return "profile"
+    return parts[0] if parts[0] in _SHOWN_ON and parts[0] not in ("map", "profile") else "map"
+
+
+def profile_of(pathname: str | None) -> tuple[str, str] | None:
+    """(role, organisation key) of a profile path ``/funder/<key>`` or ``/recipient/<key>``; None when
+    the path is not a profile's or the key is empty or too long."""
+    parts = [p for p in (pathname or "").split("/") if p]
+    if len(parts) < 2 or parts[0] not in PROFILE_ROLES:
+        return None
+    key = unquote("/".join(parts[1:])).strip()
+    return (parts[0], key) if 0 < len(key) <= MAX_KEY else None
+
+
+def profile_href(role: str, key: str) -> str:
+    """The path of an organisation's profile (keys may hold ':' and spaces: they are quoted)."""
+    from urllib.parse import quote
+
+    return f"/{role}/{quote(str(key), safe='')}"
+
+
+def compute_page_styles(pathname: str | None) -> tuple[dict, ...]:
+    shown = _SHOWN_ON[page_of(pathname)]
+    return tuple(SHOWN if container in shown else HIDDEN for container in CONTAINERS)
+
+
+def register(app: Dash, _context=None) -> None:
+    @app.callback(*(Output(c, "style") for c in CONTAINERS), Input(ids.URL, "pathname"))
+    def switch_page(pathname):
+        return compute_page_styles(pathname)
