@@ -14,7 +14,7 @@ from dash import Dash, set_props
 from flask import Response, abort, request, stream_with_context
 from sqlalchemy.exc import DBAPIError
 
-from callbacks import charts, export, filters, headline, map, pages, sources, table, view
+from callbacks import about, charts, export, filters, headline, map, pages, sources, table, view
 from callbacks.context import AppContext, make_cache
 from data_sources import columnar, config, queries
 from data_sources.export import FORMATS, MEDIA_TYPES, REPORT_COLUMNS, export_chunks, iter_csv
@@ -33,9 +33,10 @@ SECURITY_HEADERS = {
 }
 
 
-def content_security_policy(script_hashes: list[str]) -> str:
+def content_security_policy(script_hashes: list[str], frame_ancestors: str = "'self'") -> str:
     """Everything from this server only; inline scripts only by hash. Styles allow inline because
-    plotly.js and AG Grid write <style> elements at run time."""
+    plotly.js and AG Grid write <style> elements at run time. ``frame_ancestors``: who may frame the
+    page (only this server, except the embed page)."""
     return "; ".join([
         "default-src 'self'",
         "script-src 'self' " + " ".join(script_hashes),
@@ -47,7 +48,7 @@ def content_security_policy(script_hashes: list[str]) -> str:
         "object-src 'none'",
         "base-uri 'self'",
         "form-action 'self'",
-        "frame-ancestors 'self'",
+        f"frame-ancestors {frame_ancestors}",
     ])
 
 
@@ -171,12 +172,16 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
             return unavailable_page(DATABASE_AWAY.replace("change a filter or reload", "reload"))
 
     app.layout = serve_layout
-    for module in (pages, filters, view, map, charts, headline, table, export, sources):
+    for module in (pages, filters, view, map, charts, headline, table, export, sources, about):
         module.register(app, context)
     _register_export_route(app, engine)
     _register_report_route(app, engine)
 
-    headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(list(app.csp_hashes()))}
+    hashes = list(app.csp_hashes())
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(hashes)}
+    # The embed page (/embed: the map alone) may be framed by a funder's own site.
+    embed_headers = {**{k: v for k, v in SECURITY_HEADERS.items() if k != "X-Frame-Options"},
+                     "Content-Security-Policy": content_security_policy(hashes, config.embed_frame_ancestors())}
 
     @app.server.errorhandler(DBAPIError)
     def database_away(_error):
@@ -184,7 +189,8 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
 
     @app.server.after_request
     def add_security_headers(response):
-        for name, value in headers.items():
+        chosen = embed_headers if request.path.rstrip("/") == "/embed" else headers
+        for name, value in chosen.items():
             response.headers.setdefault(name, value)
         return response
 

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from dash import Dash, Input, Output
+from dash import Dash, Input, Output, html
 
 from layouts import ids
 
 HIDDEN, SHOWN = {"display": "none"}, {}
 # Containers the switch shows or hides, in the order of the callback's outputs.
-CONTAINERS = (ids.NAVBAR, ids.PAGE_WORKSPACE, ids.FILTERS_COLUMN, ids.PAGE_MAIN, ids.PAGE_COFUNDERS,
-              ids.PAGE_PROFILE, ids.PAGE_SOURCES, ids.PAGE_ABOUT, ids.FOOTER)
+CONTAINERS = (ids.NAVBAR, ids.PAGE_WORKSPACE, ids.FILTERS_COLUMN, ids.PANEL_HEADLINE, ids.PAGE_MAIN,
+              ids.PANEL_CHARTS, ids.PANEL_TABLE, ids.EMBED_NOTE, ids.PAGE_COFUNDERS, ids.PAGE_PROFILE,
+              ids.PAGE_SOURCES, ids.PAGE_ABOUT, ids.FOOTER)
+_WORKSPACE = {ids.NAVBAR, ids.PAGE_WORKSPACE, ids.FILTERS_COLUMN, ids.PANEL_HEADLINE, ids.FOOTER}
 _SHOWN_ON = {
-    "map": {ids.NAVBAR, ids.PAGE_WORKSPACE, ids.FILTERS_COLUMN, ids.PAGE_MAIN, ids.FOOTER},
-    "cofunders": {ids.NAVBAR, ids.PAGE_WORKSPACE, ids.FILTERS_COLUMN, ids.PAGE_COFUNDERS, ids.FOOTER},
+    "map": _WORKSPACE | {ids.PAGE_MAIN, ids.PANEL_CHARTS, ids.PANEL_TABLE},
+    "cofunders": _WORKSPACE | {ids.PAGE_COFUNDERS},
     "profile": {ids.NAVBAR, ids.PAGE_PROFILE, ids.FOOTER},
     "sources": {ids.NAVBAR, ids.PAGE_SOURCES, ids.FOOTER},
     "about": {ids.NAVBAR, ids.PAGE_ABOUT, ids.FOOTER},
-    "embed": {ids.PAGE_WORKSPACE, ids.PAGE_MAIN},  # the map alone, for a funder's own website
+    # The map alone, for a funder's own website: no navbar, filters, charts or table.
+    "embed": {ids.PAGE_WORKSPACE, ids.PAGE_MAIN, ids.EMBED_NOTE},
 }
 PROFILE_ROLES = ("funder", "recipient")
 MAX_KEY = 300
@@ -57,7 +60,18 @@ def compute_page_styles(pathname: str | None) -> tuple[dict, ...]:
     return tuple(SHOWN if container in shown else HIDDEN for container in CONTAINERS)
 
 
+def embed_note(search: str | None) -> list:
+    """What the embedded map says under it: where it comes from, and the same view in full."""
+    query = search if isinstance(search, str) and search.startswith("?") and len(search) < 20_000 else ""
+    return [html.Span("Map: fundatlas · who funds what, where. ", className="me-1"),
+            html.A("Open this view in full", href="/" + query, target="_blank", rel="noopener")]
+
+
 def register(app: Dash, _context=None) -> None:
     @app.callback(*(Output(c, "style") for c in CONTAINERS), Input(ids.URL, "pathname"))
     def switch_page(pathname):
         return compute_page_styles(pathname)
+
+    @app.callback(Output(ids.EMBED_NOTE, "children"), Input(ids.URL, "pathname"), Input(ids.URL, "search"))
+    def show_embed_note(pathname, search):
+        return embed_note(search) if page_of(pathname) == "embed" else None

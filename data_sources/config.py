@@ -11,6 +11,7 @@
 | FUNDATLAS_COLUMNAR | "1" | "0" answers the dashboard from SQL only, without the columnar copy |
 | FUNDATLAS_CACHE_DIR | the user cache directory | where the columnar copy of each store is kept (safe to delete) |
 | REDIS_URL | unset | a Redis URL: the app's result cache is shared by every worker and replica |
+| FUNDATLAS_EMBED_ORIGINS | "*" | sites that may frame /embed: origins (space-separated), "*" or "none" |
 """
 
 from __future__ import annotations
@@ -66,3 +67,17 @@ def auto_demo_enabled() -> bool:
 
 def columnar_enabled() -> bool:
     return os.environ.get("FUNDATLAS_COLUMNAR", "1") != "0"
+
+
+def embed_frame_ancestors() -> str:
+    """The CSP ``frame-ancestors`` sources for the embed page: any site by default (the embedded map has
+    no action a framing site could trick a user into), a list of origins, or ``'none'``."""
+    raw = os.environ.get("FUNDATLAS_EMBED_ORIGINS", "*").strip() or "*"
+    if raw.lower() == "none":
+        return "'none'"
+    origins = raw.split()
+    for origin in origins:
+        if origin != "*" and not (origin.startswith(("https://", "http://")) and ";" not in origin
+                                  and "'" not in origin and "," not in origin):
+            raise ValueError(f"FUNDATLAS_EMBED_ORIGINS: {origin!r} is not an origin like https://example.org")
+    return " ".join(origins)

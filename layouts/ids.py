@@ -43,6 +43,10 @@ PAGE_WORKSPACE = "page-workspace"
 FILTERS_COLUMN = "page-filters-column"
 WORKSPACE_CONTENT = "page-workspace-content"
 PAGE_MAIN = "page-main"
+PANEL_HEADLINE = "page-panel-headline"
+PANEL_CHARTS = "page-panel-charts"
+PANEL_TABLE = "page-panel-table"
+EMBED_NOTE = "page-embed-note"  # on /embed: where the map comes from, and a link to the full view
 PAGE_COFUNDERS = "page-cofunders"
 PAGE_PROFILE = "page-profile"
 PAGE_SOURCES = "page-sources"
@@ -52,6 +56,7 @@ NAV_COFUNDERS = "nav-cofunders"
 NAV_SOURCES = "nav-sources"
 NAV_ABOUT = "nav-about"
 SOURCES_CONTENT = "sources-content"
+ABOUT_SUMMARY = "about-summary"
 
 CHART_YEARS = "charts-years"
 CHART_FUNDERS = "charts-funders"
@@ -67,3 +72,11 @@ CHIP = "filters-chip"  # pattern-matching type of the removable filter chips
 def chip(name: str, value: str) -> dict:
     """Id of the chip that removes ``value`` from filter ``name``."""
     return {"type": CHIP, "name": name, "value": value}
+
+# --- the map panel (drill-down, points, metric) ------------------------------------------------
+
+# --- the co-funder finder, the network and baskets ----------------------------------------------
+
+# --- profiles ------------------------------------------------------------------------------------
+
+# --- the table and exports -----------------------------------------------------------------------

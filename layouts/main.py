@@ -144,8 +144,10 @@ def page(year_range: tuple[int, int], themes: list[str], demo_label: str | None)
                         dbc.Col(filters_panel(year_range, themes), md=4, lg=3, className="mb-3",
                                 id=ids.FILTERS_COLUMN),
                         dbc.Col([
-                            headline_row(),
-                            html.Div([map_panel(), charts_panel(), table_panel()], id=ids.PAGE_MAIN),
+                            html.Div(headline_row(), id=ids.PANEL_HEADLINE),
+                            html.Div([map_panel(), html.Div(charts_panel(), id=ids.PANEL_CHARTS),
+                                      html.Div(table_panel(), id=ids.PANEL_TABLE),
+                                      html.Div(id=ids.EMBED_NOTE)], id=ids.PAGE_MAIN),
                             cofunders_page(),
                         ], md=8, lg=9, id=ids.WORKSPACE_CONTENT),
                     ], id=ids.PAGE_WORKSPACE),
