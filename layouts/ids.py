@@ -76,6 +76,13 @@ def chip(name: str, value: str) -> dict:
 # --- the map panel (drill-down, points, metric) ------------------------------------------------
 
 # --- the co-funder finder, the network and baskets ----------------------------------------------
+COFUNDERS_RANKING = "cofunders-ranking"
+COFUNDERS_MORE = "cofunders-more"
+COFUNDERS_LIKE = "cofunders-like"
+COFUNDERS_SIMILAR = "cofunders-similar"
+COFUNDERS_BASKET = "cofunders-basket"
+COFUNDERS_NETWORK = "cofunders-network"
+COFUNDERS_NETWORK_NOTE = "cofunders-network-note"
 
 # --- profiles ------------------------------------------------------------------------------------
 
