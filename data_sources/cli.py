@@ -251,7 +251,12 @@ def run_demo(engine, directory: Path | None = None) -> int:
     directory = directory or config.demo_dir()
     paths = write_demo_bundle(directory)
     data_files = [p for p in paths if p.suffix in (".json", ".xml")]
-    return load_paths(engine, data_files)
+    failed = load_paths(engine, data_files)
+    if not failed:
+        from data_sources.demo import add_demo_boundaries
+
+        add_demo_boundaries(engine)  # admin-1 areas for the map's drill-down
+    return failed
 
 
 def _print_unmatched(unmatched: list[dict], limit: int = 20) -> None:

