@@ -164,7 +164,9 @@ def _cells(frame: pd.DataFrame, size: float) -> pd.DataFrame:
     frame = frame.astype({"cell_lat": np.int64, "cell_lon": np.int64, "rows": np.int64, "usd": float})
     frame["lat"] = (frame["cell_lat"] + 0.5) * size
     frame["lon"] = (frame["cell_lon"] + 0.5) * size
-    frame = frame.sort_values(["usd", "rows", "cell_lat", "cell_lon"], ascending=[False, False, True, True],
+    # Sums differ in their last bits between SQL and numpy: order by cents, so ties break the same way.
+    frame["_cents"] = frame["usd"].round(2)
+    frame = frame.sort_values(["_cents", "rows", "cell_lat", "cell_lon"], ascending=[False, False, True, True],
                               kind="stable")
     return frame[CELL_COLUMNS].reset_index(drop=True)
 
