@@ -14,7 +14,7 @@ from dash import Dash, set_props
 from flask import Response, abort, request, stream_with_context
 from sqlalchemy.exc import DBAPIError
 
-from callbacks import about, charts, export, filters, headline, map, pages, sources, table, view
+from callbacks import about, charts, export, filters, headline, map, pages, profile, sources, table, view
 from callbacks.context import AppContext, make_cache
 from data_sources import columnar, config, queries
 from data_sources.export import FORMATS, MEDIA_TYPES, REPORT_COLUMNS, export_chunks, iter_csv
@@ -172,7 +172,7 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
             return unavailable_page(DATABASE_AWAY.replace("change a filter or reload", "reload"))
 
     app.layout = serve_layout
-    for module in (pages, filters, view, map, charts, headline, table, export, sources, about):
+    for module in (pages, filters, view, map, charts, headline, table, export, sources, about, profile):
         module.register(app, context)
     _register_export_route(app, engine)
     _register_report_route(app, engine)

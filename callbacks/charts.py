@@ -4,11 +4,12 @@ Clicking a bar filters everything by it (see callbacks.filters)."""
 from __future__ import annotations
 
 import pandas as pd
-from dash import Dash, Input, Output
+from dash import Dash, Input, Output, dcc, html
 
 from callbacks.context import AppContext
 from callbacks.filters import parse_search, parse_view
 from callbacks.formatting import SYMBOLS, compact_usd
+from callbacks.pages import profile_href
 from data_sources.filters import Filters
 from layouts import ids
 
@@ -59,10 +60,29 @@ def compute_ranking_figure(totals: pd.DataFrame, currency: str = "USD") -> dict:
     return {"data": [bar], "layout": _layout(60 + 26 * max(len(totals), 1), xaxis, {"automargin": True})}
 
 
+def _breakdown(context: AppContext, filters: Filters, dimension: str, currency: str) -> pd.DataFrame:
+    return context.cached(f"totals_by_{dimension}:{currency}",
+                          lambda r, f: r.totals_by(f, dimension, TOP, currency), filters)
+
+
+def compute_profile_links(totals: pd.DataFrame, role: str, cut: int = 28) -> list:
+    """"Profiles: A · B · C" for the bars of a top-funders or top-recipients chart (largest first);
+    each bar's ``value`` is the party key its profile takes."""
+    if totals.empty:
+        return []
+    links: list = [html.Span("Profiles: ", className="text-muted")]
+    for i, (label, value) in enumerate(zip(totals["label"], totals["value"], strict=True)):
+        text = str(label if label is not None else value)
+        if i:
+            links.append(" · ")
+        links.append(dcc.Link(text if len(text) <= cut else text[: cut - 1] + "…",
+                              href=profile_href(role, str(value)), title=text))
+    return links
+
+
 def compute_charts(context: AppContext, filters: Filters, currency: str = "USD") -> tuple[dict, ...]:
     def breakdown(dimension: str):
-        return context.cached(f"totals_by_{dimension}:{currency}",
-                              lambda r, f: r.totals_by(f, dimension, TOP, currency), filters)
+        return _breakdown(context, filters, dimension, currency)
 
     return (
         compute_year_figure(breakdown("year"), currency),
@@ -75,8 +95,13 @@ def compute_charts(context: AppContext, filters: Filters, currency: str = "USD")
 def register(app: Dash, context: AppContext) -> None:
     @app.callback(
         *(Output(chart_id, "figure") for chart_id in ids.CHARTS),
+        *(Output(list_id, "children") for list_id in ids.CHART_PROFILES.values()),
         Input(ids.URL, "search"),
     )
     def update_charts(search):
         filters, _error = parse_search(search)
-        return compute_charts(context, filters, parse_view(search).currency)
+        currency = parse_view(search).currency
+        # The links come from the same cached totals as the bars: no further query.
+        links = (compute_profile_links(_breakdown(context, filters, ids.CHARTS[chart_id], currency),
+                                       ids.CHARTS[chart_id]) for chart_id in ids.CHART_PROFILES)
+        return (*compute_charts(context, filters, currency), *links)

@@ -92,5 +92,18 @@ COFUNDERS_NETWORK = "cofunders-network"
 COFUNDERS_NETWORK_NOTE = "cofunders-network-note"
 
 # --- profiles ------------------------------------------------------------------------------------
+PROFILE_CONTENT = "profile-content"  # filled per /funder/<key> or /recipient/<key>
+PROFILE_RECORDS = "profile-records"  # the records card (hidden when the key selects nothing)
+PROFILE_TABLE_CONTAINER = "profile-table-container"
+PROFILE_TABLE = "profile-grid"
+PROFILE_TABLE_COUNT = "profile-table-count"
+PROFILE_EXPORT_CSV = "profile-export-csv"
+PROFILE_EXPORT_XLSX = "profile-export-xlsx"
+PROFILE_MAP_LINK = "profile-map-link"
+# Under the charts: profile links for the bars shown (chart id -> the list's id).
+CHART_PROFILES = {CHART_FUNDERS: "charts-funders-profiles", CHART_RECIPIENTS: "charts-recipients-profiles"}
+PROFILE_YEARS = "profile-years"
+PROFILE_THEMES = "profile-themes"
+PROFILE_MAP = "profile-map"
 
 # --- the table and exports -----------------------------------------------------------------------

@@ -73,6 +73,9 @@ def charts_panel() -> dbc.Card:
             html.H3(CHART_TITLES[chart_id], className="h6 mb-1"),
             dcc.Loading(dcc.Graph(id=chart_id, config={"displaylogo": False, "displayModeBar": False},
                                   className="chart-graph"), type="dot"),
+            # Top funders and recipients: links to the profiles of the bars shown.
+            html.Div(id=ids.CHART_PROFILES[chart_id], className="small text-break") if chart_id in ids.CHART_PROFILES
+            else None,
         ], xs=12, lg=width, className="mb-2")
 
     return dbc.Card(dbc.CardBody([
