@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from callbacks import about, charts, export, filters, headline, map, pages, profile, sources, table, view
 from callbacks.context import AppContext, make_cache
+from callbacks.downloads import register_routes as register_download_routes
 from data_sources import columnar, config, queries
 from data_sources.export import FORMATS, MEDIA_TYPES, REPORT_COLUMNS, export_chunks, iter_csv
 from data_sources.filters import FilterError, Filters
@@ -174,7 +175,7 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
     app.layout = serve_layout
     for module in (pages, filters, view, map, charts, headline, table, export, sources, about, profile):
         module.register(app, context)
-    _register_export_route(app, engine)
+    register_download_routes(app, engine)
     _register_report_route(app, engine)
 
     hashes = list(app.csp_hashes())

@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write the filtered allocation rows")
     export.add_argument("--format", choices=("csv", "xlsx", "geojson"), default="csv")
     export.add_argument("-o", "--output", metavar="FILE", help="output file (default: standard output)")
+    export.add_argument("--columns", metavar="A,B,C", help="canonical columns to write, comma-separated "
+                        "(always in canonical order; default: all)")
+    export.add_argument("--manifest", metavar="FILE", help="also write the export's manifest (filters, files "
+                        "and loads, exchange rates, duplicate rules) as JSON; XLSX and GeoJSON always embed it")
     _add_filters(export)
     _add_db(export)
 
@@ -296,6 +300,38 @@ def run_boundaries(engine, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(engine, args: argparse.Namespace) -> int:
+    """``fundatlas export``: the rows the app's /export route writes for the same filters and columns;
+    XLSX and GeoJSON embed the manifest, as the app's do; ``--manifest FILE`` writes it as JSON (what
+    the app serves at /export/manifest.json)."""
+    from data_sources.export import choose_columns, write_export
+    from data_sources.manifest import build_manifest
+    from data_sources.view import View, ViewError
+
+    filters = filters_from_args(args)
+    try:
+        columns = choose_columns(args.columns)
+    except ViewError as exc:
+        print(f"fundatlas: --columns: {exc}", file=sys.stderr)
+        return 2
+    manifest = None
+    if args.manifest or args.format != "csv":
+        view = View(columns=None if args.columns is None else columns)
+        query = "&".join(p for p in (filters.to_query_string(), view.to_query_string()) if p)
+        manifest = build_manifest(engine, filters, view, query_string=query, columns=columns,
+                                  export={"kind": "rows", "format": args.format})
+    if args.manifest:
+        Path(args.manifest).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n",
+                                       encoding="utf-8")
+    embedded = manifest if args.format != "csv" else None
+    if args.output:
+        with open(args.output, "wb") as out:
+            write_export(engine, filters, args.format, out, columns, embedded)
+    else:
+        write_export(engine, filters, args.format, sys.stdout.buffer, columns, embedded)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -304,16 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed = load_paths(_engine(args), args.paths, args.format, args.report, args.mapping, args.units)
             return 1 if failed else 0
         if args.command == "export":
-            from data_sources.export import write_export
-
-            filters = filters_from_args(args)
-            engine = _engine(args)
-            if args.output:
-                with open(args.output, "wb") as out:
-                    write_export(engine, filters, args.format, out)
-            else:
-                write_export(engine, filters, args.format, sys.stdout.buffer)
-            return 0
+            return run_export(_engine(args), args)
         if args.command == "summary":
             from data_sources.queries import summary
 

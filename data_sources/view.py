@@ -1,8 +1,8 @@
 """How a view is shown, as opposed to which rows it holds (``Filters``): the display currency, the map's
-metric and colour scale, and the admin level the map is drilled to.
+metric and colour scale, the admin level the map is drilled to, and the table's chosen columns.
 
 Both live in the app's URL query string, so a copied link restores the whole view: filter names as in
-``data_sources.filters``, view names here (``currency``, ``metric``, ``scale``, ``drill``). Filters
+``data_sources.filters``, view names here (``currency``, ``metric``, ``scale``, ``drill``, ``columns``). Filters
 ignore the view names and the view ignores the filter names. Values are validated: a crafted URL gets a
 clear error, never an unknown value passed on.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlencode
+
+from data_sources.schema import COLUMN_NAMES
 
 CURRENCIES = ("USD", "GBP", "EUR")
 METRICS = {
@@ -21,7 +23,7 @@ METRICS = {
     "per_capita": "Amount per person",
 }
 SCALES = ("log", "quantile")
-VIEW_NAMES = ("currency", "metric", "scale", "drill")
+VIEW_NAMES = ("currency", "metric", "scale", "drill", "columns")
 
 
 class ViewError(ValueError):
@@ -34,6 +36,8 @@ class View:
     metric: str = "usd"
     scale: str = "log"
     drill: str | None = None  # ISO3 of the country whose admin-1 areas the map shows
+    # The table's (and the export's) chosen canonical columns, in canonical order; None: the defaults.
+    columns: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("currency", self.currency, CURRENCIES), ("metric", self.metric, tuple(METRICS)),
@@ -43,6 +47,8 @@ class View:
         if self.drill is not None and not (isinstance(self.drill, str) and len(self.drill) == 3
                                            and self.drill.isascii() and self.drill.isalpha() and self.drill.isupper()):
             raise ViewError(f"drill: {self.drill!r} is not an ISO 3166 alpha-3 code")
+        if self.columns is not None:
+            object.__setattr__(self, "columns", canonical_columns(self.columns))
 
     @classmethod
     def from_query_string(cls, query: str | None) -> View:
@@ -55,19 +61,39 @@ class View:
                 kwargs[name] = values[name][0].strip()
         if "currency" in kwargs:
             kwargs["currency"] = kwargs["currency"].upper()
+        if "columns" in kwargs:
+            kwargs["columns"] = tuple(kwargs["columns"].split(","))
         return cls(**kwargs)
 
     def to_mapping(self) -> dict[str, str]:
         """The settings that differ from the defaults (what the URL carries)."""
         default = View()
-        return {name: getattr(self, name) for name in VIEW_NAMES
-                if getattr(self, name) != getattr(default, name) and getattr(self, name) is not None}
+        changed = {name: getattr(self, name) for name in VIEW_NAMES
+                   if getattr(self, name) != getattr(default, name) and getattr(self, name) is not None}
+        if "columns" in changed:
+            changed["columns"] = ",".join(changed["columns"])
+        return changed
 
     def to_query_string(self) -> str:
-        return urlencode(self.to_mapping())
+        return urlencode(self.to_mapping(), safe=",")
 
     def with_(self, **changes) -> View:
         return replace(self, **changes)
+
+
+def canonical_columns(names: object) -> tuple[str, ...]:
+    """Canonical column names, deduplicated, in the canonical table's order; ViewError for anything
+    that is not a list of one or more canonical names."""
+    if isinstance(names, str) or not isinstance(names, tuple | list) or len(names) > 4 * len(COLUMN_NAMES):
+        raise ViewError("columns: expected a list of column names")
+    chosen = {n.strip() if isinstance(n, str) else n for n in names}
+    unknown = [n for n in chosen if n not in COLUMN_NAMES]
+    if unknown:
+        shown = ", ".join(sorted(repr(n)[:40] for n in unknown)[:5])
+        raise ViewError(f"columns: {shown} not canonical column names")
+    if not chosen:
+        raise ViewError("columns: choose at least one column")
+    return tuple(c for c in COLUMN_NAMES if c in chosen)
 
 
 def without_view_names(values: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -107,3 +107,13 @@ PROFILE_THEMES = "profile-themes"
 PROFILE_MAP = "profile-map"
 
 # --- the table and exports -----------------------------------------------------------------------
+TABLE_COLUMN_CHOICE = "table-column-choice"  # the grid's columns (a view setting: ``columns`` in the URL)
+TABLE_SEARCH = "table-search"  # quick search: the ``q`` filter
+EXPORT_MANIFEST = "export-manifest"  # the manifest of the rows the export links download
+EXPORT_MENU = "export-menu"  # summaries and the manifest
+EXPORT_MENU_MANIFEST = "export-menu-manifest"  # the manifest again, in the menu
+
+
+def export_summary(by: str, fmt: str) -> str:
+    """Id of the export menu's link to the summary per ``by`` (funder, recipient, place, year) as ``fmt``."""
+    return f"export-summary-{by}-{fmt}"
