@@ -393,3 +393,30 @@ def test_bundle_points_are_inside_their_countries(
         for pos in activity.iterfind("location/point/pos"):
             lat, lon = (float(v) for v in pos.text.split())
             assert any(_inside(country_rings[c], lon, lat) for c in countries), pos.text
+
+
+# --- the demo build adds Afghanistan's provinces -----------------------------------------------
+
+
+def test_demo_build_adds_afghanistan_admin1_and_places_its_points(demo_store: str) -> None:
+    """``run_demo`` adds the shipped AFG admin-1 file through ``boundaries add``: its 32 provinces are
+    stored, and the demo's points in Kabul, Herat and Kandahar land in those provinces."""
+    from sqlalchemy import create_engine, text
+
+    from data_sources.boundaries import read_boundaries
+
+    shipped = read_boundaries(demo.DEMO_BOUNDARIES[0])
+    engine = create_engine(demo_store)
+    with engine.connect() as conn:
+        stored = set(conn.execute(text(
+            "SELECT code FROM admin_areas WHERE country_iso3 = 'AFG' AND level = 1")).scalars())
+        placed = dict(conn.execute(text(
+            "SELECT admin1_name, count(*) FROM allocations WHERE country_iso3 = 'AFG' AND geo_level = 'point' "
+            "GROUP BY admin1_name")).all())
+        maps = conn.execute(text("SELECT count(*) FROM admin_area_maps WHERE country_iso3 = 'AFG'")).scalar()
+    engine.dispose()
+    assert stored == {a.code for a in shipped.areas} and len(stored) == 32
+    assert maps == 1
+    kabul = next(c for c in next(c for c in demo.COUNTRIES if c.iso3 == "AFG").cities if c.name == "Kabul")
+    assert kabul and placed.get("Kabul", 0) > 0 and placed.get("Kandahar", 0) > 0
+    assert None not in placed  # every demo point in Afghanistan is inside a province
