@@ -405,7 +405,9 @@ def layout(count: int, edges: Sequence[tuple[int, int, float]], iterations: int 
     src = np.array([a for a, _b, _w in edges], dtype=np.int64)
     dst = np.array([b for _a, b, _w in edges], dtype=np.int64)
     money = np.array([max(w, 0.0) for _a, _b, w in edges], dtype=float)
-    strength = 1.0 + np.log1p(money) / max(float(np.log1p(money).max()) if len(money) else 1.0, 1e-9)
+    # Rounded: sums added in another order (SQL or numpy) must not move a node.
+    scaled = np.round(np.log1p(money), 6)
+    strength = 1.0 + scaled / max(float(scaled.max()) if len(scaled) else 1.0, 1e-9)
     temperature = 0.1
     for _step in range(iterations):
         delta = pos[:, None, :] - pos[None, :, :]
