@@ -344,12 +344,14 @@ def compute_map_note(headline: queries.Headline, capped: map_views.Capped | None
 def compute_title(view: View, country_name: str | None) -> str:
     what = {"usd": f"Where the money goes: {view.currency}", "per_capita": f"{view.currency} per person"}.get(
         view.metric, METRICS[view.metric])
-    return f"{what} by province in {country_name}" if view.drill else f"{what} by country"
+    return f"{what} by province in {country_name}" if country_name else f"{what} by country"
 
 
 def with_map_view(search: str | None, metric: object = None, scale: object = None) -> str | None:
     """The URL with the map's metric or scale set; None when the value is not allowed or nothing changes."""
     view = parse_view(search)
+    if not isinstance(metric, str | None) or not isinstance(scale, str | None):
+        return None  # a crafted callback value
     if metric is not None:
         if metric not in METRICS or metric == view.metric:
             return None
