@@ -86,7 +86,9 @@ def canonical_columns(names: object) -> tuple[str, ...]:
     that is not a list of one or more canonical names."""
     if isinstance(names, str) or not isinstance(names, tuple | list) or len(names) > 4 * len(COLUMN_NAMES):
         raise ViewError("columns: expected a list of column names")
-    chosen = {n.strip() if isinstance(n, str) else n for n in names}
+    if not all(isinstance(n, str) for n in names):
+        raise ViewError("columns: expected column names")
+    chosen = {n.strip() for n in names}
     unknown = [n for n in chosen if n not in COLUMN_NAMES]
     if unknown:
         shown = ", ".join(sorted(repr(n)[:40] for n in unknown)[:5])
