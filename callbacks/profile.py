@@ -101,10 +101,13 @@ def register(app: Dash, context: AppContext) -> None:
         Output(ids.PROFILE_EXPORT_CSV, "href"),
         Output(ids.PROFILE_EXPORT_XLSX, "href"),
         Output(ids.PROFILE_MAP_LINK, "href"),
-        Input(ids.URL, "pathname"),
+        # After the page switch has shown the page (its style is this callback's input): plotly sizes a
+        # graph drawn in a hidden container at its default width, too wide for a phone.
+        Input(ids.PAGE_PROFILE, "style"),
         Input(ids.URL, "search"),
+        State(ids.URL, "pathname"),
     )
-    def show_profile(pathname, search):
+    def show_profile(_style, search, pathname):
         if page_of(pathname) != "profile":
             raise PreventUpdate
         return compute_profile_page(context, pathname, search)

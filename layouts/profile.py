@@ -215,9 +215,9 @@ def profile_view(profile, currency: str, years_figure: dict, themes_figure: dict
             _figure(partner_word, f"{partners:,}"),
         ]),
         dbc.Row([
-            dbc.Col(_card("Amount by year", None, dcc.Graph(id=ids.PROFILE_YEARS, figure=years_figure,
-                                                            config=GRAPH_CONFIG)), xs=12, lg=6, className="mb-3"),
-            dbc.Col(_card("Themes", None, dcc.Graph(id=ids.PROFILE_THEMES, figure=themes_figure, config=GRAPH_CONFIG)),
+            dbc.Col(_card("Amount by year", None, _graph(ids.PROFILE_YEARS, years_figure)),
+                    xs=12, lg=6, className="mb-3"),
+            dbc.Col(_card("Themes", None, _graph(ids.PROFILE_THEMES, themes_figure)),
                     xs=12, lg=6, className="mb-3"),
         ]),
         dbc.Row([dbc.Col(_card(where, _map_note(head, currency), dcc.Graph(
@@ -225,6 +225,12 @@ def profile_view(profile, currency: str, years_figure: dict, themes_figure: dict
             xs=12, className="mb-3")]),
         dbc.Row(_people(profile, currency)),
     ]
+
+
+def _graph(graph_id: str, figure: dict) -> dcc.Graph:
+    # A responsive graph takes its container's height: give it the figure's own.
+    height = figure.get("layout", {}).get("height") or 260
+    return dcc.Graph(id=graph_id, figure=figure, config=GRAPH_CONFIG, style={"height": f"{height}px"})
 
 
 def _map_note(head, currency: str) -> str | None:
