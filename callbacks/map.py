@@ -138,7 +138,9 @@ def colorbar(colours: ColourScale, metric: str, currency: str, none_label: str =
     title = {"usd": currency, "per_capita": f"{currency} per person"}.get(metric, METRICS[metric])
     ticktext = [none_label] + [format_value(v, metric, currency) for v in colours.ticks[1:]]
     return {"title": {"text": title, "side": "right"}, "tickvals": colours.tickvals, "ticktext": ticktext,
-            "thickness": 12, "len": 0.8}
+            "thickness": 12, "len": 0.8,
+            # Inside the plot's right edge, so a phone-width map does not cut the labels off.
+            "x": 0.995, "xanchor": "right", "bgcolor": "rgba(255,255,255,0.7)"}
 
 
 def _figures_text(frame: pd.DataFrame, currency: str) -> pd.Series:
@@ -276,7 +278,8 @@ def compute_points_trace(capped: map_views.Capped, size: float, currency: str = 
         return None
     usd = cells["usd"].to_numpy(dtype=float)
     top = float(usd.max()) if len(usd) and usd.max() > 0 else 1.0
-    sizes = (5 + 23 * np.sqrt(np.clip(usd, 0, None) / top)).round(1)  # area grows with money
+    biggest = 26 if size < map_views.WORLD_CELL else 16  # smaller on the world map, where cells crowd
+    sizes = (4 + (biggest - 4) * np.sqrt(np.clip(usd, 0, None) / top)).round(1)  # area grows with money
     km = round(size * 111)
     texts = [f"{rows:,} allocation{'s' if rows != 1 else ''} · {compact_usd(value, currency)}<br>"
              f"place precision: point (grouped in ~{km} km cells)"

@@ -78,3 +78,11 @@ def admin1_countries(context) -> frozenset[str]:
 
     return context.cached("map:admin1_countries", lambda reader, _f: map_views.countries_with_admin1(reader.engine),
                           Filters())
+
+
+def settle_drill(filters: Filters, view: View) -> View:
+    """The view after a filter change elsewhere (a chip, the country dropdown, reset): a drill-down
+    whose country is no longer filtered goes back to the world."""
+    if view.drill is not None and view.drill not in filters.countries:
+        return view.with_(drill=None)
+    return view

@@ -11,7 +11,7 @@ from layouts import ids
 # plotly.js asks for its world topojson even for GeoJSON maps: serve the vendored copy, never the CDN.
 # The modebar's camera button saves the map as a PNG in the browser (no server, no network).
 MAP_CONFIG = {
-    "displaylogo": False, "scrollZoom": False, "topojsonURL": "/assets/topojson/",
+    "displaylogo": False, "scrollZoom": False, "topojsonURL": "/assets/topojson/", "responsive": True,
     "displayModeBar": True, "modeBarButtons": [["toImage"]],
     "toImageButtonOptions": {"format": "png", "filename": "fundatlas-map", "scale": 2},
 }

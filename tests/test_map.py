@@ -255,3 +255,11 @@ def test_map_config_saves_png_offline():
     assert MAP_CONFIG["scrollZoom"] is False
     assert MAP_CONFIG["toImageButtonOptions"]["filename"].startswith("fundatlas")
     assert ["toImage"] in MAP_CONFIG["modeBarButtons"]
+
+
+def test_a_drill_without_its_country_filter_goes_back_to_the_world():
+    from callbacks.map_click import settle_drill
+
+    assert settle_drill(Filters(), View(drill="AFG", scale="quantile")) == View(scale="quantile")
+    assert settle_drill(Filters(countries=("AFG",)), View(drill="AFG")) == View(drill="AFG")
+    assert settle_drill(Filters(countries=("KEN",)), View()) == View()
