@@ -176,16 +176,20 @@ def render_basket(basket: cofunding.Basket | None, currency: str) -> list:
                         html.Thead(header), html.Tbody(rows)], size="sm", bordered=True, responsive=True,
                        className="small mb-2")
 
-    def shared_list(title: str, items: tuple[cofunding.SharedItem, ...], link_role: str | None) -> html.Div:
+    def shared_list(title: str, items: tuple[cofunding.SharedItem, ...], total: int, link_role: str | None,
+                    shown: int = 10) -> html.Div:
+        heading = html.H4(title, className="h6 mt-2 mb-1")
         if not items:
-            return html.Div([html.H4(title, className="h6 mt-2"), html.P("None in common.", className="small")])
+            return html.Div([heading, html.P("None in common.", className="small")])
         lines = []
-        for s in items:
+        for s in items[:shown]:
             label = dcc.Link(s.label, href=profile_href(link_role, s.value)) if link_role else s.label
             lines.append(html.Li([label, f" · {compact_usd(s.usd, currency)} · "
                                   f"{len(s.members)} of {len(basket.members)} ("
                                   + ", ".join(names.get(k, k) for k in s.members) + ")"]))
-        return html.Div([html.H4(title, className="h6 mt-2"), html.Ul(lines, className="small mb-1")])
+        more = [html.P(f"The largest {len(lines)} of {total:,} shown.", className="small text-muted mb-1")] if (
+            total > len(lines)) else []
+        return html.Div([heading, html.Ul(lines, className="small mb-1"), *more])
 
     kind = "funders" if role == "funder" else "recipients"
     return [html.Section(dbc.Card(dbc.CardBody([
@@ -193,9 +197,10 @@ def render_basket(basket: cofunding.Basket | None, currency: str) -> list:
         html.P(f"What the {kind} in the filters share: {partners} funded by more than one of them, and countries "
                "and themes in common.", className="small text-muted mb-2"),
         members, matrix,
-        shared_list(f"{partners.capitalize()} in common", basket.shared_counterparts, partner),
-        shared_list("Countries in common", basket.shared_countries, None),
-        shared_list("Themes in common", basket.shared_themes, None),
+        shared_list(f"{partners.capitalize()} in common", basket.shared_counterparts,
+                    basket.shared_totals["counterparts"], partner),
+        shared_list("Countries in common", basket.shared_countries, basket.shared_totals["countries"], None),
+        shared_list("Themes in common", basket.shared_themes, basket.shared_totals["themes"], None),
     ]), className="shadow-sm mb-3"), **{"aria-label": "Basket"})]
 
 
@@ -209,7 +214,7 @@ def compute_network_figure(net: cofunding.Network, currency: str = "USD") -> dic
     colours, recipients funded by two or more shown funders as diamonds ("funded together")."""
     nodes = net.nodes
     if not nodes:
-        return {"data": [], "layout": {"height": 80, "xaxis": {"visible": False}, "yaxis": {"visible": False},
+        return {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False},
                                        "margin": {"l": 0, "r": 0, "t": 0, "b": 0}}}
     xs: list = []
     ys: list = []
@@ -250,7 +255,7 @@ def compute_network_figure(net: cofunding.Network, currency: str = "USD") -> dic
               {"width": 1.5, "color": "#111111"}, "Recipient funded together"),
     ]
     axis = {"visible": False, "range": [-0.06, 1.06], "fixedrange": False}
-    layout = {"height": 640, "margin": {"l": 4, "r": 4, "t": 36, "b": 4}, "paper_bgcolor": "rgba(0,0,0,0)",
+    layout = {"autosize": True, "margin": {"l": 4, "r": 4, "t": 36, "b": 4}, "paper_bgcolor": "rgba(0,0,0,0)",
               "plot_bgcolor": "rgba(0,0,0,0)", "showlegend": True, "hovermode": "closest",
               "legend": {"orientation": "h", "y": 1.06, "x": 0, "font": {"size": 11}},
               "xaxis": axis, "yaxis": {**axis}, "uirevision": "cofunders-network", "font": {"size": 11}}

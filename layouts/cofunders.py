@@ -43,9 +43,10 @@ def cofunders_page() -> html.Div:
                      "drawn as a diamond is funded by two or more of the funders shown. Click a node for its "
                      "profile.", [
                 html.Div(id=ids.COFUNDERS_NETWORK_NOTE, className="small mb-1"),
-                dcc.Loading(dcc.Graph(id=ids.COFUNDERS_NETWORK, config={"displaylogo": False},
-                                      className="cofunders-network",
-                                      figure={"data": [], "layout": {"height": 80}}), type="dot"),
+                # Responsive: the figure takes the card's width (a phone's too) and this height.
+                dcc.Loading(dcc.Graph(id=ids.COFUNDERS_NETWORK, config={"displaylogo": False, "responsive": True},
+                                      className="cofunders-network", style={"height": "640px"},
+                                      figure={"data": [], "layout": {}}), type="dot"),
             ], "Network of funders and recipients"),
         ],
         id=ids.PAGE_COFUNDERS,

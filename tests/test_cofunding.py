@@ -186,6 +186,8 @@ def test_basket_matches_pandas(demo_engine, readers):
         by_country = rows[rows["country_iso3"].notna()].groupby("country_iso3")["funder"].nunique()
         assert {s.value for s in cofunding.basket(reader, filters, "funder", limit=1000).shared_countries} == set(
             by_country[by_country >= 2].index)
+        assert basket.shared_totals["countries"] == int((by_country >= 2).sum())
+        assert len(basket.shared_countries) == min(25, basket.shared_totals["countries"])
         shared = {s.value for s in cofunding.basket(reader, filters, "funder", limit=1000).shared_counterparts}
         per_recipient = links.reset_index().groupby("recipient")["funder"].nunique()
         assert shared == set(per_recipient[per_recipient >= 2].index)
@@ -197,16 +199,19 @@ def test_basket_matches_pandas(demo_engine, readers):
 
 def test_network_is_bounded_and_its_figure_valid(demo_engine, readers):
     sql, fast = readers
-    rows = _keyed_rows(demo_engine, Filters())
-    rows = rows[rows["recipient"].notna() & rows["funder"].notna()]
+    everything = _keyed_rows(demo_engine, Filters())
+    rows = everything[everything["recipient"].notna() & everything["funder"].notna()]
+    # The largest funders by money (all their rows) among those that fund a recipient.
+    by_funder = everything.groupby("funder")["usd"].sum().reset_index().rename(columns={"funder": "key"})
+    top = [k for k in _largest(by_funder, ["key"])["key"] if k in set(rows["funder"])][:5]
     for reader in (sql, fast):
         net = cofunding.network(reader, Filters(), max_funders=5, max_recipients=12)
         funders = [n for n in net.nodes if n.role == "funder"]
         recipients = [n for n in net.nodes if n.role == "recipient"]
         assert 0 < len(funders) <= 5 and 0 < len(recipients) <= 12
-        by_funder = rows.groupby("funder")["usd"].sum().reset_index().rename(columns={"funder": "key"})
-        top = _largest(by_funder, ["key"]).head(5)["key"]
         assert {n.key for n in funders} == set(top)
+        assert net.funders_total == everything["funder"].nunique()
+        assert net.recipients_total == everything["recipient"].nunique()
         shown = rows[rows["funder"].isin(top)]
         by_recipient = shown.groupby("recipient")["usd"].sum().reset_index().rename(columns={"recipient": "key"})
         assert {n.key for n in recipients} == set(_largest(by_recipient, ["key"]).head(12)["key"])
