@@ -11,15 +11,15 @@ from pathlib import Path
 
 import dash_bootstrap_components as dbc  # noqa: F401  (registers the components' assets)
 from dash import Dash, set_props
-from flask import Response, abort, request, stream_with_context
+from flask import Response, abort, request
 from sqlalchemy.exc import DBAPIError
 
 from callbacks import about, charts, export, filters, headline, map, pages, profile, sources, table, view
 from callbacks.context import AppContext, make_cache
 from callbacks.downloads import register_routes as register_download_routes
 from data_sources import columnar, config, queries
-from data_sources.export import FORMATS, MEDIA_TYPES, REPORT_COLUMNS, export_chunks, iter_csv
-from data_sources.filters import FilterError, Filters
+from data_sources.export import MEDIA_TYPES, REPORT_COLUMNS, iter_csv
+from data_sources.filters import Filters
 from data_sources.store import open_store
 from layouts import ids
 from layouts.main import page, unavailable_page
@@ -116,26 +116,6 @@ def _register_report_route(app: Dash, engine) -> None:
         return Response(
             iter_csv(rows, REPORT_COLUMNS), mimetype=MEDIA_TYPES["csv"],
             headers={"Content-Disposition": f'attachment; filename="fundatlas-load-{load_id}-report.csv"'},
-        )
-
-
-def _register_export_route(app: Dash, engine) -> None:
-    @app.server.route("/export/<fmt>")
-    def export_file(fmt: str):
-        if fmt not in FORMATS:
-            abort(404)
-        try:
-            chosen = Filters.from_query_string(request.query_string.decode("utf-8", "replace"))
-        except FilterError as exc:
-            return Response(f"Bad filters: {exc}\n", status=400, mimetype="text/plain")
-        name = f"fundatlas-export.{fmt}"
-        # Counting first reaches the database before the download starts: an outage is a clear 503,
-        # not a file cut short.
-        rows = queries.filtered_row_count(engine, chosen)
-        return Response(
-            stream_with_context(export_chunks(engine, chosen, fmt)),
-            mimetype=MEDIA_TYPES[fmt],
-            headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Fundatlas-Rows": str(rows)},
         )
 
 

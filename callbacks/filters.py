@@ -10,6 +10,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from callbacks.context import AppContext
+from callbacks.map_click import admin1_countries, apply_map_click, settle_drill
 from data_sources import queries
 from data_sources.filters import FilterError, Filters
 from data_sources.view import View, ViewError, join_query
@@ -46,20 +47,6 @@ def filters_to_controls(filters: Filters, year_bounds: tuple[int, int]) -> tuple
     low, high = year_bounds
     years = [max(low, filters.year_from or low), min(high, filters.year_to or high)]
     return years, [list(getattr(filters, attr)) for attr in _CONTROL_ATTRS]
-
-
-def clicked_country(click_data: dict | None) -> str | None:
-    """ISO3 of the country a map click names, if it is a valid code."""
-    try:
-        location = click_data["points"][0]["location"]  # type: ignore[index]
-    except (TypeError, KeyError, IndexError):
-        return None
-    return location if isinstance(location, str) and len(location) == 3 and location.isalpha() else None
-
-
-def toggle_country(filters: Filters, iso3: str) -> Filters:
-    """Clicking a country filters to it; clicking the only selected country again clears it."""
-    return replace(filters, countries=() if filters.countries == (iso3,) else (iso3,))
 
 
 def clicked_bar_value(click_data: dict | None) -> str | None:
@@ -149,6 +136,7 @@ def register(app: Dash, context: AppContext) -> None:
             # Page load or back/forward: the URL sets the controls.
             years_value, control_values = filters_to_controls(current, bounds)
             return (no_update, years_value, *control_values, *_options(control_values), error, error is not None)
+        view = parse_view(search)
         if trigger == ids.RESET:
             filters = Filters()
         else:
@@ -157,9 +145,9 @@ def register(app: Dash, context: AppContext) -> None:
             except FilterError as exc:
                 return (no_update,) * (2 + len(CONTROL_IDS) + len(ids.SEARCHABLE_DROPDOWNS)) + (str(exc), True)
             if trigger == ids.MAP:
-                iso3 = clicked_country(click_data)
-                if iso3:
-                    filters = toggle_country(filters, iso3)
+                # A country click filters to it and drills into its admin-1 areas where there are any;
+                # an admin-1 click toggles that area (callbacks.map_click).
+                filters, view = apply_map_click(filters, view, click_data, admin1_countries(context))
             elif isinstance(trigger, dict):  # a chip's id (checked first: a dict id cannot be hashed)
                 if trigger.get("type") != ids.CHIP or not ctx.triggered or not ctx.triggered[0].get("value"):
                     raise PreventUpdate  # a chip appearing is not a click
@@ -168,8 +156,10 @@ def register(app: Dash, context: AppContext) -> None:
                 value = clicked_bar_value(dict(zip(ids.CHARTS, chart_clicks, strict=True))[trigger])
                 if value:
                     filters = apply_bar_click(filters, ids.CHARTS[trigger], value)
+        if trigger != ids.MAP:
+            view = settle_drill(filters, view)  # a drill whose country filter went goes back to the world
         years_value, control_values = filters_to_controls(filters, bounds)
-        return (search_for(filters, parse_view(search)), years_value, *control_values, *_options(control_values),
+        return (search_for(filters, view), years_value, *control_values, *_options(control_values),
                 None, False)
 
     def _options(control_values: list[list[str]]) -> list[list[dict]]:

@@ -291,6 +291,9 @@ def compute_points_trace(capped: map_views.Capped, size: float, currency: str = 
                    "line": {"color": "#ffffff", "width": 0.6}},
         "customdata": [[text, "point"] for text in texts],
         "hovertemplate": "%{customdata[0]}<extra></extra>",
+        # On the world map the markers sit on the countries: let hovers and clicks reach the country
+        # below (a click drills in), and give the markers' details once drilled.
+        **({"hoverinfo": "skip", "hovertemplate": None} if size >= map_views.WORLD_CELL else {}),
     }
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from app import create_app
-from callbacks.filters import clicked_country, parse_search
+from callbacks.filters import parse_search
+from callbacks.map_click import clicked_shape
 from callbacks.table import parse_rows_request
 from layouts import ids
 
@@ -86,9 +87,11 @@ def test_broken_url_shows_everything_with_a_message():
 
 
 def test_map_click_must_name_a_country_code():
-    assert clicked_country({"points": [{"location": "KEN"}]}) == "KEN"
-    for crafted in (None, {}, {"points": []}, {"points": [{"location": "KENYA; DROP"}]}, {"points": [{}]}):
-        assert clicked_country(crafted) is None
+    assert clicked_shape({"points": [{"location": "KEN", "customdata": ["Kenya", "…", "country"]}]}) == (
+        "country", "KEN")
+    for crafted in (None, {}, {"points": []}, {"points": [{"location": "KENYA; DROP", "customdata": ["country"]}]},
+                    {"points": [{}]}, {"points": [{"location": "KEN"}]}):
+        assert clicked_shape(crafted) is None
 
 
 def test_sources_page_lists_loads_and_serves_reports(tmp_path):

@@ -108,7 +108,8 @@ def test_routes_embed_and_link_the_manifest(loaded, tmp_path):
 @pytest.mark.parametrize("path", [
     "/export/csv?columns=year,evil", "/export/xlsx?columns=%3Cimg%20src%3Dx%3E", "/export/geojson?columns=row_id",
     "/export/manifest.json?columns=password", "/export/summary/evil.csv", "/export/summary/funder.exe",
-    "/export/summary/funder.csv.xlsx", "/export/summary/funder..csv", "/export/summary/year.csv?currency=XXX", "/export/csv?country=nowhere",
+    "/export/summary/funder.csv.xlsx", "/export/summary/funder..csv", "/export/summary/year.csv?currency=XXX",
+    "/export/csv?country=nowhere",
     "/export/summary/place.xlsx?columns=a,b",
 ])
 def test_crafted_download_queries_are_refused(demo_store, monkeypatch, path):
