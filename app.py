@@ -14,7 +14,7 @@ from dash import Dash, set_props
 from flask import Response, abort, request
 from sqlalchemy.exc import DBAPIError
 
-from callbacks import about, charts, export, filters, headline, map, pages, profile, sources, table, view
+from callbacks import about, charts, cofunders, export, filters, headline, map, pages, profile, sources, table, view
 from callbacks.context import AppContext, make_cache
 from callbacks.downloads import register_routes as register_download_routes
 from data_sources import columnar, config, queries
@@ -153,7 +153,7 @@ def create_app(database_url: str | None = None, auto_demo: bool | None = None) -
             return unavailable_page(DATABASE_AWAY.replace("change a filter or reload", "reload"))
 
     app.layout = serve_layout
-    for module in (pages, filters, view, map, charts, headline, table, export, sources, about, profile):
+    for module in (pages, filters, view, map, charts, headline, table, export, sources, about, profile, cofunders):
         module.register(app, context)
     register_download_routes(app, engine)
     _register_report_route(app, engine)

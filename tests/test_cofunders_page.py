@@ -8,7 +8,6 @@ import json
 import pytest
 
 from app import create_app
-from callbacks import cofunders
 from layouts import ids
 from tests.test_app import _layout_ids
 
@@ -16,8 +15,7 @@ from tests.test_app import _layout_ids
 @pytest.fixture(scope="module")
 def app(demo_store):
     app = create_app(database_url=demo_store, auto_demo=False)
-    if not any(ids.COFUNDERS_RANKING in key for key in app.callback_map):  # until app.py registers the page
-        cofunders.register(app, app.server.extensions["fundatlas"])
+    assert any(ids.COFUNDERS_RANKING in key for key in app.callback_map)  # app.py registers the page
     return app
 
 
