@@ -17,9 +17,10 @@ from callbacks.context import AppContext
 from callbacks.filters import parse_view, search_for
 from callbacks.map import compute_map_figure, shipped_countries
 from callbacks.pages import page_of, profile_of
-from callbacks.table import GRID_COLUMNS, parse_rows_request
+from callbacks.table import grid_page
 from data_sources import profiles
 from data_sources.filters import FilterError, Filters
+from data_sources.view import View
 from layouts import ids
 from layouts.profile import HIDDEN, not_found, profile_grid, profile_view
 
@@ -87,9 +88,8 @@ def compute_profile_rows(context: AppContext, pathname: str | None, request: obj
     filters = profile_filters(pathname)
     if filters is None:
         raise ValueError("not a profile's path")
-    start, end, sort = parse_rows_request(request)
-    rows, total = context.reader().table_page(filters, start, end, sort, GRID_COLUMNS)
-    return {"rowData": rows, "rowCount": total}
+    # The main table's page: the same columns, profile links and source links (the default view).
+    return grid_page(context, filters, View(), request)
 
 
 def register(app: Dash, context: AppContext) -> None:

@@ -21,7 +21,7 @@ from callbacks.context import AppContext
 from callbacks.filters import parse_search, parse_view, search_for
 from callbacks.pages import profile_href
 from data_sources import fx, queries
-from data_sources.filters import MAX_TEXT, FilterError
+from data_sources.filters import MAX_TEXT, FilterError, Filters
 from data_sources.view import View, ViewError, canonical_columns
 from layouts import ids
 from layouts.table import (
@@ -141,7 +141,12 @@ def parse_rows_request(request: object, columns: Sequence[str] = GRID_COLUMNS,
 
 def compute_rows_response(context: AppContext, search: str | None, request: object) -> dict:
     filters, _error = parse_search(search)
-    view = parse_view(search)
+    return grid_page(context, filters, parse_view(search), request)
+
+
+def grid_page(context: AppContext, filters: Filters, view: View, request: object) -> dict:
+    """One page of ``filters``' rows for a grid (this table's, a profile's), with the view's columns and
+    currency, the link, hover and display fields, under the page budget; ValueError when crafted."""
     shown = shown_columns(view.columns)
     start, end, sort = parse_rows_request(request, shown)
     read = tuple(dict.fromkeys((*shown, *_NEEDED)))

@@ -18,7 +18,7 @@ from callbacks.formatting import compact_usd
 from callbacks.pages import profile_href
 from layouts import ids
 from layouts.map import MAP_CONFIG
-from layouts.table import TABLE_COLUMNS
+from layouts.table import column_defs
 
 HIDDEN = {"display": "none"}
 ROLE_TITLES = {"funder": "Funder", "recipient": "Recipient"}
@@ -33,12 +33,7 @@ def profile_grid() -> dag.AgGrid:
     return dag.AgGrid(
         id=ids.PROFILE_TABLE,
         rowModelType="infinite",
-        columnDefs=[
-            {"field": f, "headerName": name, "width": width, "sortable": True,
-             **({"type": "numericColumn", "valueFormatter": {"function": "d3.format(',.0f')(params.value)"}}
-                if f in ("amount", "amount_usd") else {})}
-            for f, name, width in TABLE_COLUMNS
-        ],
+        columnDefs=column_defs(),  # the main table's columns, with its profile and source links
         defaultColDef={"resizable": True, "filter": False},
         dashGridOptions={"cacheBlockSize": 100, "maxBlocksInCache": 5, "rowBuffer": 0, "infiniteInitialRowCount": 1},
         style={"height": "420px"},

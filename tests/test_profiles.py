@@ -13,10 +13,12 @@ from callbacks import charts
 from callbacks import profile as profile_cb
 from callbacks.context import AppContext
 from callbacks.pages import profile_href
+from callbacks.table import GRID_COLUMNS, party_href
 from data_sources import columnar, organisations, profiles, queries
 from data_sources.filters import Filters
 from data_sources.store import open_store
 from layouts import ids
+from layouts.table import FUNDER_HREF
 
 # --- an independent computation: pandas over the rows, party keys from the mentions table ---------
 
@@ -194,8 +196,13 @@ def test_profile_rows_page_through_the_organisations_rows(demo_context):
     request = {"startRow": 0, "endRow": 50, "sortModel": [{"colId": "amount_usd", "sort": "desc"}]}
     response = profile_cb.compute_profile_rows(demo_context, path, request)
     expected, total = queries.table_page(engine, Filters(funders=(key,)), 0, 50, [("amount_usd", "desc")],
-                                         columns=profile_cb.GRID_COLUMNS)
-    assert response == {"rowData": expected, "rowCount": total} and total > 50
+                                         columns=GRID_COLUMNS)
+    assert response["rowCount"] == total and total > 50
+    assert [{c: r[c] for c in GRID_COLUMNS} for r in response["rowData"]] == expected
+    # The main table's links: each row's funder cell links to this profile (the demo's ids are local).
+    assert {r[FUNDER_HREF] for r in response["rowData"]} <= {
+        party_href("funder", r["funder_id"], r["funder_name"]) for r in queries.iter_rows(engine, Filters(
+            funders=(key,)))}
     with pytest.raises(ValueError):
         profile_cb.compute_profile_rows(demo_context, "/funder/", {"startRow": 0, "endRow": 50})
     with pytest.raises(ValueError):
