@@ -59,6 +59,11 @@ def _country_fields(country: object, region: object) -> tuple[str | None, str | 
     return iso3, (geography.country_name(iso3) if iso3 else None), region_name
 
 
+@lru_cache(maxsize=4096)
+def _iso3(country: str | None) -> str | None:
+    return geography.to_iso3(country) if country else None
+
+
 def _place_values(place: Place) -> tuple[object, ...]:
     """(country_iso3, country_name, region, admin1_pcode, admin1_name, lat, lon, geo_level) of a place."""
     try:
@@ -112,6 +117,7 @@ def canonical_values(record: SourceRecord, source_file: str, load_id: int) -> li
     source_sector = _clean(record.source_sector)
     when = (record.year, record.date, record.start_date, record.end_date)
     text_theme = theme_of_source_sector(record.source, record.theme_hint or record.source_sector)
+    based = _iso3(_clean(record.recipient_country))
     rows = []
     for allocation in allocate(record):
         code, name, theme = _sector_fields(allocation, record.source)
@@ -119,7 +125,7 @@ def canonical_values(record: SourceRecord, source_file: str, load_id: int) -> li
             (record.source, record.record_id, allocation.alloc, allocation.share, *funder,
              code, name, theme or text_theme, source_sector,
              *_money_values(record, allocation.amount, allocation.share), *when,
-             *_place_values(allocation.place), None, source_file, load_id, allocation.basis)
+             *_place_values(allocation.place), None, source_file, load_id, allocation.basis, based)
         )
     return rows
 

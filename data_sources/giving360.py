@@ -69,6 +69,9 @@ Mapping rules
   org-id (``GB-CHC-``, ``GB-COH-``, ``GB-SC-``, ``US-EIN-`` ...; the user-assigned prefixes XA-XZ
   such as ``XI-``/``XM-``, AA, QM-QZ and ZZ are not countries). That country is set on each
   name-only location (keeping its name), or becomes the one place when there is none.
+* ``recipient_country`` (stored as ``recipient_country_iso3``) = that same recipient country,
+  whatever the beneficiary locations say: where the recipient is based, next to where the money is
+  spent. None for an individual recipient, and when neither address nor org-id says.
 * No record-level points: coordinates live in the places.
 """
 
@@ -613,5 +616,6 @@ def _grant_to_record(grant: dict[str, Any], where: str, excel: bool) -> SourceRe
         description=cell_text(grant.get("description")),
         source_sector=sector_text,
         theme_hint=sector_text,
+        recipient_country=_recipient_country(grant),
         places=_places(grant),
     )

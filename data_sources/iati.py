@@ -48,6 +48,9 @@ Mapping rules
   Recipient: the transaction's receiver-org, else the first implementing participating-org
   (@role 4); budgets use reporting-org and implementing org. ``implementer_name`` is the
   implementing org's name. Org ``@type`` codes become OrganisationType names.
+  ``recipient_country`` (where the recipient is based) = the country of the register in the
+  recipient's ``@ref`` when it is an org-id (``GB-CHC-...`` -> GB, ``US-EIN-...`` -> US, legacy
+  ``GB-1`` -> GB; ``orgids.country_of_identifier``); none for ``XM-DAC-...``, ``XI-...`` and local refs.
 * Narratives: the first non-empty one in English or without xml:lang, else the first
   non-empty one; stripped.
 * title: activity title; description: description @type 1, else the first.
@@ -79,7 +82,7 @@ from typing import BinaryIO, TypeVar
 
 from lxml import etree
 
-from . import textfiles
+from . import orgids, textfiles
 from .errors import LoadError, Rejection
 from .records import Place, SectorShare, SourceRecord
 from .textfiles import parse_iso_date
@@ -466,6 +469,7 @@ def _record(
         recipient_id=recipient.ref if recipient else None,
         recipient_name=recipient.name if recipient else None,
         recipient_type=recipient.type if recipient else None,
+        recipient_country=orgids.country_of_identifier(recipient.ref, NAME) if recipient and recipient.ref else None,
         implementer_name=activity.implementer.name if activity.implementer else None,
         title=activity.title,
         description=activity.description,

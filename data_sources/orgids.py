@@ -233,3 +233,18 @@ def near_words(x: str, y: str) -> bool:
     if min(len(x), len(y)) < FUZZY_MIN_WORD or not (x.isalpha() and y.isalpha()):
         return False
     return DamerauLevenshtein.distance(x, y, score_cutoff=FUZZY_MAX_EDITS) <= FUZZY_MAX_EDITS
+
+
+def country_of_identifier(raw: object, source: str | None = None) -> str | None:
+    """The ISO 3166 alpha-2 country of the register that issued an organisation identifier
+    (``GB-CHC-1159982`` -> ``GB``, ``US-EIN-...`` -> ``US``, IATI's legacy ``GB-1`` -> ``GB``), where
+    its prefix names one; None for local identifiers and the international ``XI-``/``XM-`` registers
+    (``XM-DAC-41114`` says nothing about where an organisation is based)."""
+    identifier = parse_identifier(raw, source)
+    if identifier is None or identifier.prefix is None or identifier.kind == DAC:
+        return None
+    if identifier.kind == ORG_ID:
+        country = prefixes()[identifier.prefix].country
+    else:  # org-id-unlisted (CC-LIST-...) and iati-legacy (CC-n): the identifier starts with the country
+        country = identifier.prefix[:2]
+    return None if country in ("", "XI", "XM") else country

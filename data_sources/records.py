@@ -77,6 +77,9 @@ class SourceRecord:
     # US dollars for the whole record when the source states them (FTS amountUSD): kept as given,
     # split by share like the amount, instead of converting at our annual rate.
     amount_usd: float | None = None
+    # Where the recipient organisation is based, where the source tells it (a country as ``Place.country``
+    # takes it: ISO2, ISO3 or a name); enrichment stores it as ``recipient_country_iso3``.
+    recipient_country: str | None = None
     places: list[Place] = field(default_factory=list)
     sectors: list[SectorShare] = field(default_factory=list)
     # Points (lat, lon) the source gives for the whole record (e.g. IATI <location>), not tied to

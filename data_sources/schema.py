@@ -70,6 +70,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("load_id", "int", True),
     # fundatlas's own columns, after the contract's (../shared/DESIGN.md leaves them to us):
     Column("allocation_basis", "str", doc="how the record was split: whole, source shares or even split"),
+    Column("recipient_country_iso3", "str",
+           doc="ISO3 of the country where the recipient is based, where the source tells it"),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
@@ -121,6 +123,7 @@ _CHECKS: dict[str, list[pa.Check]] = {
     "start_date": [pa.Check(_iso_date_or_null, element_wise=False, error="dates are YYYY-MM-DD")],
     "end_date": [pa.Check(_iso_date_or_null, element_wise=False, error="dates are YYYY-MM-DD")],
     "country_iso3": [pa.Check.str_matches(r"^[A-Z]{3}$")],
+    "recipient_country_iso3": [pa.Check.str_matches(r"^[A-Z]{3}$")],
     "lat": [pa.Check.in_range(-90, 90)],
     "lon": [pa.Check.in_range(-180, 180)],
 }
@@ -221,7 +224,7 @@ def _column_passes(col: Column, values: Sequence[object]) -> bool:
         return not distinct or (low <= min(distinct) and max(distinct) <= high)  # type: ignore[type-var]
     if col.name in _ALLOWED:
         return distinct <= _ALLOWED[col.name]
-    if col.name in ("currency", "country_iso3"):
+    if col.name in ("currency", "country_iso3", "recipient_country_iso3"):
         return all(_UPPER3.fullmatch(v) for v in distinct)  # type: ignore[arg-type]
     if col.kind == "date":
         return all(_ISO_DATE.fullmatch(v) for v in distinct)  # type: ignore[arg-type]

@@ -35,7 +35,8 @@ metadata = MetaData()
 
 _SQL_TYPES = {"str": Text, "int": Integer, "float": lambda: Float(precision=53), "date": lambda: String(10)}
 # Short columns get bounded types so PostgreSQL can index them cheaply.
-_SHORT = {"source": 16, "currency": 3, "country_iso3": 3, "geo_level": 8, "flow_type": 16, "sector_code": 16}
+_SHORT = {"source": 16, "currency": 3, "country_iso3": 3, "recipient_country_iso3": 3, "geo_level": 8,
+          "flow_type": 16, "sector_code": 16}
 
 
 def _column(name: str, kind: str, required: bool) -> Column:

@@ -34,8 +34,8 @@ def _frame(*rows: dict) -> pd.DataFrame:
 
 def test_columns_are_the_design_contract_in_order_then_our_own():
     # DESIGN.md fixes its columns and their order; columns it leaves to us come after them.
-    assert list(schema.COLUMN_NAMES) == [*DESIGN_COLUMNS, "allocation_basis"]
-    assert list(schema.empty_frame().columns) == [*DESIGN_COLUMNS, "allocation_basis"]
+    assert list(schema.COLUMN_NAMES) == [*DESIGN_COLUMNS, "allocation_basis", "recipient_country_iso3"]
+    assert list(schema.empty_frame().columns) == [*DESIGN_COLUMNS, "allocation_basis", "recipient_country_iso3"]
 
 
 def test_a_good_row_passes():

@@ -156,7 +156,7 @@ def test_a_store_from_an_earlier_version_gains_the_new_columns(tmp_path):
     from data_sources.store import allocations, open_store
 
     path = tmp_path / "old.sqlite"
-    old_columns = [c for c in allocations.columns if c.name != "allocation_basis"]
+    old_columns = [c for c in allocations.columns if c.name not in ("allocation_basis", "recipient_country_iso3")]
     with sqlite3.connect(path) as conn:  # the table as an earlier fundatlas made it, with a row
         conn.execute("CREATE TABLE allocations (" + ", ".join(
             f"{c.name} {'INTEGER PRIMARY KEY' if c.name == 'row_id' else 'TEXT'}" for c in old_columns) + ")")
@@ -164,5 +164,5 @@ def test_a_store_from_an_earlier_version_gains_the_new_columns(tmp_path):
     engine = open_store(f"sqlite:///{path}")
     with engine.connect() as conn:
         row = conn.execute(allocations.select()).mappings().one()
-    assert row["record_id"] == "A" and row["allocation_basis"] is None
+    assert row["record_id"] == "A" and row["allocation_basis"] is None and row["recipient_country_iso3"] is None
     engine.dispose()
