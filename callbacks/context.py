@@ -25,7 +25,7 @@ from flask import Flask
 from flask_caching import Cache
 from sqlalchemy import Engine
 
-from data_sources import columnar, queries
+from data_sources import columnar, map_views, queries
 from data_sources.filters import Filters
 
 T = TypeVar("T")
@@ -161,6 +161,7 @@ class AppContext:
         try:
             table = columnar.ensure(self.engine)
             table.warm()
+            map_views.warm(table, self.engine)  # the map's columns the copy lacks (place precision, region)
             # The copy's lookups are millions of long-lived objects: leave them out of the garbage
             # collector's full passes, which would otherwise pause a request for a tenth of a second.
             gc.freeze()

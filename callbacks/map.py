@@ -426,7 +426,7 @@ def map_outputs(context: AppContext, search: str | None) -> tuple:
     if points is not None:
         figure["data"].append(points)
     regions = context.cached(f"map:regions:{currency}",
-                             lambda r, f: map_views.region_totals(r.engine, f, currency), filters)
+                             lambda r, f: map_views.region_totals(r, f, currency), filters)
     shares = context.cached(f"map:precision:{currency}", lambda r, f: map_views.precision(r, f, currency), filters)
     crumb = [" › ", country_name] if country_name else ""
     return (figure, compute_map_note(head, capped, currency, drill, unplaced), crumb, drill is None,

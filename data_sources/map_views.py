@@ -17,6 +17,7 @@ its cell's centre, at most ``MAX_MARKERS`` cells (the largest by money; the rest
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from collections.abc import Sequence
@@ -195,33 +196,51 @@ def cap_cells(cells: pd.DataFrame, limit: int = MAX_MARKERS) -> Capped:
 # --- place precision ---------------------------------------------------------------------------
 
 
+def _sparse_column(table, engine: Engine, query: str) -> tuple[np.ndarray, list]:
+    """(positions in the copy, values) of the rows ``query`` selects (``row_id, value``), read once per
+    copy for columns the copy does not keep; StaleCopy when the store has changed since it was built."""
+    with engine.connect() as conn:
+        before = queries.data_version(engine, conn)
+        found = conn.execute(text(query)).all()
+        after = queries.data_version(engine, conn)
+    if not before == after == table.version:
+        raise StaleCopy("the store changed since the columnar copy was built")
+    row_ids = np.fromiter((r[0] for r in found), dtype=np.int64, count=len(found))
+    position = np.searchsorted(table.arrays["row_id"], row_ids)  # the copy is ordered by row_id
+    inside = position < table.rows
+    return position[inside], [r[1] for r, keep in zip(found, inside, strict=True) if keep]
+
+
 def place_levels(table, engine: Engine) -> tuple[np.ndarray, list[str]]:
     """Each copy row's place precision as a code into the returned names (``PRECISIONS`` first, then any
     other stored value), read once per copy: only rows that are not ``country``-level are fetched."""
     memo = table.__dict__.setdefault("_map_views", {})
-    if "levels" in memo:
-        return memo["levels"]
-    with engine.connect() as conn:
-        before = queries.data_version(engine, conn)
-        found = conn.execute(text(
-            "SELECT row_id, geo_level FROM allocations WHERE geo_level IS NULL OR geo_level <> 'country'")).all()
-        after = queries.data_version(engine, conn)
-    if not before == after == table.version:
-        raise StaleCopy("the store changed since the columnar copy was built")
-    names = list(PRECISIONS)
-    for _row_id, level in found:
-        if level is not None and level not in names:
-            names.append(level)
-    levels = np.full(table.rows, names.index("country"), dtype=np.int8)
-    if found:
-        row_ids = np.fromiter((r[0] for r in found), dtype=np.int64, count=len(found))
-        codes = np.fromiter((names.index(r[1] if r[1] is not None else "unknown") for r in found), dtype=np.int8,
-                            count=len(found))
-        position = np.searchsorted(table.arrays["row_id"], row_ids)  # the copy is ordered by row_id
-        inside = position < table.rows
-        levels[position[inside]] = codes[inside]
-    memo["levels"] = (levels, names)
+    if "levels" not in memo:
+        position, found = _sparse_column(table, engine, "SELECT row_id, geo_level FROM allocations "
+                                         "WHERE geo_level IS NULL OR geo_level <> 'country'")
+        names = list(PRECISIONS)
+        names += sorted({level for level in found if level is not None and level not in names})
+        levels = np.full(table.rows, names.index("country"), dtype=np.int8)
+        levels[position] = np.fromiter((names.index(v if v is not None else "unknown") for v in found),
+                                       dtype=np.int8, count=len(found))
+        memo["levels"] = (levels, names)
     return memo["levels"]
+
+
+def region_codes(table, engine: Engine) -> tuple[np.ndarray, list[str]]:
+    """Each copy row's region as a code into the returned names (``NO_REGION`` for an empty one), -1 for
+    rows with a country; read once per copy: only rows without a country are fetched."""
+    memo = table.__dict__.setdefault("_map_views", {})
+    if "regions" not in memo:
+        position, found = _sparse_column(
+            table, engine, "SELECT row_id, region FROM allocations WHERE country_iso3 IS NULL")
+        values = [v if v is not None else NO_REGION for v in found]
+        names = sorted(set(values))
+        index = {name: i for i, name in enumerate(names)}
+        codes = np.full(table.rows, -1, dtype=np.int32)
+        codes[position] = np.fromiter((index[v] for v in values), dtype=np.int32, count=len(values))
+        memo["regions"] = (codes, names)
+    return memo["regions"]
 
 
 class StaleCopy(RuntimeError):
@@ -278,10 +297,10 @@ def point_cells_any(reader, filters: Filters, size: float, currency: str = "USD"
         return point_cells_sql(reader.engine, filters, size, currency)
 
 
-# --- regional and global money (SQL only) -------------------------------------------------------
+# --- regional and global money -------------------------------------------------------------------
 
 
-def region_totals(engine: Engine, filters: Filters, currency: str = "USD", limit: int = 10) -> pd.DataFrame:
+def region_totals_sql(engine: Engine, filters: Filters, currency: str = "USD", limit: int = 10) -> pd.DataFrame:
     """Money no country holds: counted rows with no ``country_iso3``, by ``region`` (empty as
     ``NO_REGION``), largest first; beyond ``limit`` regions the rest are summed as one "other" line."""
     region = func.coalesce(A.region, NO_REGION)
@@ -291,6 +310,24 @@ def region_totals(engine: Engine, filters: Filters, currency: str = "USD", limit
                         func.coalesce(func.sum(queries.money_column(currency)), 0.0).label("usd"))
                  .where(parties.counted(filters), A.country_iso3.is_(None)).group_by(region))
         frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=["region", "rows", "usd"])
+    return _regions_frame(frame, limit)
+
+
+def region_totals_columnar(table, engine: Engine, filters: Filters, currency: str = "USD",
+                           limit: int = 10) -> pd.DataFrame:
+    """``region_totals_sql`` from the copy (the regions of rows without a country are read once)."""
+    codes, names = region_codes(table, engine)
+    chosen = table.counted(filters)
+    picked = codes[chosen]
+    keep = picked >= 0
+    rows = np.bincount(picked[keep], minlength=len(names))
+    usd = np.bincount(picked[keep], weights=table.money(currency)[chosen][keep], minlength=len(names))
+    present = np.flatnonzero(rows)
+    return _regions_frame(pd.DataFrame({"region": [names[i] for i in present], "rows": rows[present],
+                                        "usd": usd[present]}), limit)
+
+
+def _regions_frame(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
     frame = frame.astype({"rows": np.int64, "usd": float}).sort_values(
         ["usd", "region"], ascending=[False, True], kind="stable").reset_index(drop=True)
     if len(frame) > limit:
@@ -299,6 +336,23 @@ def region_totals(engine: Engine, filters: Filters, currency: str = "USD", limit
                               "usd": [float(rest["usd"].sum())]})
         frame = pd.concat([frame.iloc[:limit - 1], other], ignore_index=True)
     return frame
+
+
+def region_totals(reader, filters: Filters, currency: str = "USD", limit: int = 10) -> pd.DataFrame:
+    """Money no country holds, from the copy when it is current, else SQL."""
+    if is_columnar(reader):
+        try:
+            return region_totals_columnar(reader.table, reader.engine, filters, currency, limit)
+        except StaleCopy:
+            pass
+    return region_totals_sql(reader.engine, filters, currency, limit)
+
+
+def warm(table, engine: Engine) -> None:
+    """Read the columns the copy lacks now (start-up), not in the first user's map update."""
+    with contextlib.suppress(StaleCopy):
+        place_levels(table, engine)
+        region_codes(table, engine)
 
 
 # --- admin-1 shapes -----------------------------------------------------------------------------

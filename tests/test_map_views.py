@@ -182,8 +182,14 @@ def test_precision_matches_the_rows(demo_engine, rows):
 
 
 @pytest.mark.parametrize("filters", [Filters(), Filters(themes=("WASH",)), Filters(countries=("AFG",))])
-def test_regional_money_is_listed_not_dropped(demo_engine, rows, filters):
-    found = map_views.region_totals(demo_engine, filters, limit=50)
+def test_regional_money_is_listed_not_dropped(demo_engine, table, rows, filters):
+    found = map_views.region_totals_sql(demo_engine, filters, limit=50)
+    pd.testing.assert_frame_equal(map_views.region_totals_columnar(table, demo_engine, filters, limit=50), found,
+                                  check_dtype=False, rtol=1e-9)
+    for currency in ("GBP", "EUR"):
+        pd.testing.assert_frame_equal(map_views.region_totals_columnar(table, demo_engine, filters, currency, 50),
+                                      map_views.region_totals_sql(demo_engine, filters, currency, 50),
+                                      check_dtype=False, rtol=1e-9)
     mine = _subset(rows, filters)
     mine = mine[mine["country_iso3"].isna()]
     expected = mine.assign(region=mine["region"].fillna(map_views.NO_REGION)).groupby("region")["amount_usd"].sum()
@@ -193,7 +199,9 @@ def test_regional_money_is_listed_not_dropped(demo_engine, rows, filters):
     if filters == Filters():
         assert map_views.NO_REGION in set(found["region"]) and "South of Sahara, regional" in set(found["region"])
         assert list(found["usd"]) == sorted(found["usd"], reverse=True)
-        short = map_views.region_totals(demo_engine, filters, limit=3)
+        short = map_views.region_totals_sql(demo_engine, filters, limit=3)
+        pd.testing.assert_frame_equal(map_views.region_totals_columnar(table, demo_engine, filters, limit=3), short,
+                                      check_dtype=False, rtol=1e-9)
         assert len(short) == 3 and short["usd"].sum() == pytest.approx(found["usd"].sum())
         assert short.iloc[-1]["region"].endswith("other regions")
 
