@@ -56,7 +56,7 @@ def compute_ranking_figure(totals: pd.DataFrame, currency: str = "USD") -> dict:
         "text": [compact_usd(v, currency) for v in usd], "textposition": "auto",
         "hovertemplate": "<b>%{customdata[1]}</b><br>%{text} · %{meta}<extra></extra>", "meta": "click to filter",
     }
-    xaxis = _money_axis(currency)
+    xaxis = {**_money_axis(currency), "automargin": True}  # room for the tick labels under the bars
     return {"data": [bar], "layout": _layout(60 + 26 * max(len(totals), 1), xaxis, {"automargin": True})}
 
 
