@@ -40,8 +40,8 @@ class SqlReader:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def country_totals(self, filters: Filters, currency: str = "USD"):
-        return queries.country_totals(self.engine, filters, currency)
+    def country_totals(self, filters: Filters, currency: str = "USD", basis: str = "spent"):
+        return queries.country_totals(self.engine, filters, currency, basis)
 
     def headline(self, filters: Filters, currency: str = "USD") -> queries.Headline:
         return queries.headline(self.engine, filters, currency)
@@ -70,8 +70,8 @@ class ColumnarReader(SqlReader):
         super().__init__(engine)
         self.table = table
 
-    def country_totals(self, filters: Filters, currency: str = "USD"):
-        return self.table.country_totals(filters, currency)
+    def country_totals(self, filters: Filters, currency: str = "USD", basis: str = "spent"):
+        return self.table.country_totals(filters, currency, basis)
 
     def headline(self, filters: Filters, currency: str = "USD") -> queries.Headline:
         return self.table.headline(filters, currency)

@@ -48,12 +48,13 @@ from sqlalchemy.engine import make_url
 
 from data_sources.filters import Filters
 
-FORMAT_VERSION = "3"
+FORMAT_VERSION = "4"  # 4: recipient_country
 # Dictionary-encoded columns: name -> SQL expression read from the store.
 _DIMENSIONS = {
     "source": "source",
     "country": "country_iso3",
     "country_name": "country_name",
+    "recipient_country": "recipient_country_iso3",
     "admin1": "admin1_pcode",
     "theme": "theme",
     "sector": "sector_code",
@@ -459,7 +460,12 @@ class ColumnarTable:
         present = np.flatnonzero(np.bincount(groups[groups >= 0], minlength=len(group_country)))
         return np.bincount(group_country[present], minlength=len(self.dims["country"].values))
 
-    def country_totals(self, filters: Filters, currency: str = "USD") -> pd.DataFrame:
+    def country_totals(self, filters: Filters, currency: str = "USD", basis: str = "spent") -> pd.DataFrame:
+        """As ``queries.country_totals``: per country where the money is spent, or where the recipient is based."""
+        if basis == "based":
+            return self._recipient_country_totals(filters, currency)
+        if basis != "spent":
+            raise ValueError(f"basis: {basis!r} is not one of spent, based")
         chosen = self.counted(filters)
         country_codes = self.dims["country"].codes[chosen]
         keep = country_codes >= 0
@@ -474,6 +480,36 @@ class ColumnarTable:
         take = pa.array(codes)
         frame = pd.DataFrame({"iso3": self.dims["country"].values.take(take).to_pylist(),
                               "name": self.dims["country_label"].values.take(take).to_pylist(),
+                              "usd": usd[codes], "records": records[codes].astype(int),
+                              "funders": funders[codes].astype(int), "recipients": recipients[codes].astype(int)})
+        return frame.sort_values("iso3", kind="stable").reset_index(drop=True)
+
+    def _recipient_country_totals(self, filters: Filters, currency: str) -> pd.DataFrame:
+        # The recipient's home country is a view the map shows now and then: distinct counts sort the
+        # chosen rows' (country, key) pairs (np.unique) instead of keeping precomputed groups per row.
+        from data_sources.queries import recipient_country_name
+
+        dim = self.dims["recipient_country"]
+        chosen = self.counted(filters)
+        country_codes = dim.codes[chosen]
+        keep = country_codes >= 0
+        chosen, country_codes = chosen[keep], country_codes[keep]
+        n = len(dim.values)
+        present = np.bincount(country_codes, minlength=n) > 0
+        usd = np.bincount(country_codes, weights=self.money(currency)[chosen], minlength=n)
+
+        def distinct(keys: np.ndarray) -> np.ndarray:
+            keys = keys[chosen].astype(np.int64)
+            known = keys >= 0  # SQL count(DISTINCT) skips NULL
+            pairs = np.unique(country_codes[known].astype(np.int64) * (int(keys.max(initial=0)) + 1) + keys[known])
+            return np.bincount(pairs // (int(keys.max(initial=0)) + 1), minlength=n)
+
+        records = distinct(self.arrays["record"])
+        funders = distinct(self.dims["funder"].codes)
+        recipients = distinct(self.dims["recipient"].codes)
+        codes = np.flatnonzero(present)
+        iso3 = dim.values.take(pa.array(codes)).to_pylist()
+        frame = pd.DataFrame({"iso3": iso3, "name": [recipient_country_name(c) for c in iso3],
                               "usd": usd[codes], "records": records[codes].astype(int),
                               "funders": funders[codes].astype(int), "recipients": recipients[codes].astype(int)})
         return frame.sort_values("iso3", kind="stable").reset_index(drop=True)

@@ -18,10 +18,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Connection, Engine, String, and_, case, cast, distinct, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    String,
+    and_,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    null,
+    select,
+)
 from sqlalchemy.sql import FromClause
 
-from data_sources import fx, organisations
+from data_sources import fx, geography, organisations
 from data_sources.filters import Filters, contains_pattern
 from data_sources.schema import COLUMN_NAMES
 from data_sources.store import allocations, load_rejections, loads, store_state
@@ -113,29 +126,44 @@ def data_version(engine: Engine, conn: Connection | None = None) -> str:
     return f"{row[0]}-{row[1]}-{revision or 0}"
 
 
-def country_totals(engine: Engine, filters: Filters, currency: str = "USD") -> pd.DataFrame:
+BASES = ("spent", "based")  # see ``view.BASES``: a row's place, or its recipient's home country
+
+
+def country_totals(engine: Engine, filters: Filters, currency: str = "USD", basis: str = "spent") -> pd.DataFrame:
     """Money (column ``usd``, in ``currency``), records, funders and recipients per country (rows with a
-    country only)."""
+    country only): the country where the money is spent (``basis`` ``spent``: ``country_iso3``) or where
+    the recipient is based (``based``: ``recipient_country_iso3``, named from the shipped country list)."""
+    if basis not in BASES:
+        raise ValueError(f"basis: {basis!r} is not one of {', '.join(BASES)}")
+    country = A.country_iso3 if basis == "spent" else A.recipient_country_iso3
     with engine.connect() as conn:
         parties = _Parties.of(conn)
         source, keys = parties.joined(PARTIES)
         query = (
             select(
-                A.country_iso3.label("iso3"),
-                func.max(A.country_name).label("name"),
+                country.label("iso3"),
+                (func.max(A.country_name) if basis == "spent" else null()).label("name"),
                 func.coalesce(func.sum(money_column(currency)), 0.0).label("usd"),
                 func.count(distinct(_record_key())).label("records"),
                 func.count(distinct(keys["funder"])).label("funders"),
                 func.count(distinct(keys["recipient"])).label("recipients"),
             )
             .select_from(source)
-            .where(parties.counted(filters), A.country_iso3.is_not(None))
-            .group_by(A.country_iso3)
-            .order_by(A.country_iso3)
+            .where(parties.counted(filters), country.is_not(None))
+            .group_by(country)
+            .order_by(country)
         )
-        return pd.DataFrame(conn.execute(query).mappings().all(), columns=[
+        frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=[
             "iso3", "name", "usd", "records", "funders", "recipients",
         ])
+    if basis == "based":
+        frame["name"] = frame["iso3"].map(recipient_country_name)
+    return frame
+
+
+def recipient_country_name(iso3: str) -> str:
+    """The name a recipient's home country shows (the store keeps only its code)."""
+    return geography.country_name(iso3) or iso3
 
 
 @dataclass(frozen=True)
