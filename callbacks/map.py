@@ -7,6 +7,11 @@ plotly.js keeps it by URL), so a map update carries only codes and values. A dri
 admin-1 shapes (from ``fundatlas boundaries add``) go inline, for that one country only. Every
 ``geo.show*`` layer is off, and the map's ``topojsonURL`` points at the local copy.
 
+Place basis (``View.basis``): by default a row's money sits where it is spent (``country_iso3``); with
+``based`` the world map colours the countries its recipients are based in (``recipient_country_iso3``),
+the money whose recipient's country is not stated is summed in the note, points are hidden and clicks
+change nothing (the country filter and the admin-1 drill-down are places of spending).
+
 Colours: viridis (colour-blind safe, reversed so more is darker), on a log or a quantile scale, with
 a grey band below it for no value (no funding, or no population figure for per-capita). The colour
 bar's ticks read in the display currency or in counts.
@@ -29,7 +34,7 @@ from callbacks.formatting import SYMBOLS, compact_usd
 from callbacks.map_click import admin1_countries, go_to_world
 from data_sources import geography, map_views, queries
 from data_sources.filters import Filters
-from data_sources.view import METRICS, SCALES, View
+from data_sources.view import BASES, METRICS, SCALES, View
 from layouts import ids
 
 COLORSCALE = "Viridis_r"
@@ -181,8 +186,10 @@ def compute_map_figure(
     scale: str = "log",
     currency: str = "USD",
     population: dict[str, int] | None = None,
+    basis: str = "spent",
 ) -> dict:
-    """Choropleth of ``totals`` (iso3, name, usd, records, funders, recipients) coloured by ``metric``.
+    """Choropleth of ``totals`` (iso3, name, usd, records, funders, recipients) coloured by ``metric``;
+    ``basis`` says whose countries they are (where the money is spent, or where recipients are based).
 
     One trace holds every shipped country (``countries``: iso3, shape_name), so the outlines always
     show: countries without a value sit in a grey band below the scale.
@@ -206,7 +213,7 @@ def compute_map_figure(
                             "width": [2.0 if code in selected_set else 0.4 for code in iso3]}},
         "colorbar": colorbar(colours, metric, currency),
         "hovertemplate": "<b>%{customdata[0]}</b><br>%{customdata[1]}<extra></extra>",
-        "name": f"{METRICS[metric]} by country",
+        "name": f"{METRICS[metric]} by country" if basis == "spent" else f"{METRICS[metric]} by recipient's country",
     }
     return {"data": [trace], "layout": _base_layout()}
 
@@ -330,7 +337,17 @@ def compute_precision(shares: pd.DataFrame) -> list:
 
 
 def compute_map_note(headline: queries.Headline, capped: map_views.Capped | None, currency: str = "USD",
-                     drilled: str | None = None, unplaced_usd: float = 0.0) -> str:
+                     drilled: str | None = None, unplaced_usd: float = 0.0, unstated_usd: float | None = None) -> str:
+    """The note under the map; ``unstated_usd`` (not None: the map of where recipients are based) is the
+    money whose recipient's country the sources do not state."""
+    if unstated_usd is not None:
+        parts = ["Countries where the recipients are based, where the source says so."]
+        if unstated_usd > 0:
+            parts.append(f"{compact_usd(unstated_usd, currency)}: recipient's country not stated.")
+        if headline.amounts_without_usd:
+            parts.append(f"{headline.amounts_without_usd:,} rows have no USD value (no exchange rate known).")
+        parts.append("Clicks do not filter here: switch to where the money is spent to filter by a country.")
+        return " ".join(parts)
     parts = []
     if headline.usd_without_country and not drilled:
         parts.append(f"{compact_usd(headline.usd_without_country, currency)} goes to regions or unspecified "
@@ -350,13 +367,18 @@ def compute_map_note(headline: queries.Headline, capped: map_views.Capped | None
 def compute_title(view: View, country_name: str | None) -> str:
     what = {"usd": f"Where the money goes: {view.currency}", "per_capita": f"{view.currency} per person"}.get(
         view.metric, METRICS[view.metric])
+    if view.basis == "based":
+        what = {"usd": f"Where the recipients are based: {view.currency}"}.get(view.metric, what)
+        return f"{what} by recipient's country"
     return f"{what} by province in {country_name}" if country_name else f"{what} by country"
 
 
-def with_map_view(search: str | None, metric: object = None, scale: object = None) -> str | None:
-    """The URL with the map's metric or scale set; None when the value is not allowed or nothing changes."""
+def with_map_view(search: str | None, metric: object = None, scale: object = None,
+                  basis: object = None) -> str | None:
+    """The URL with the map's metric, scale or place basis set; None when the value is not allowed or
+    nothing changes. Going to where recipients are based leaves a drill-down (its filters stay)."""
     view = parse_view(search)
-    if not isinstance(metric, str | None) or not isinstance(scale, str | None):
+    if not all(isinstance(v, str | None) for v in (metric, scale, basis)):
         return None  # a crafted callback value
     if metric is not None:
         if metric not in METRICS or metric == view.metric:
@@ -366,6 +388,10 @@ def with_map_view(search: str | None, metric: object = None, scale: object = Non
         if scale not in SCALES or scale == view.scale:
             return None
         new = view.with_(scale=scale)
+    elif basis is not None:
+        if basis not in BASES or basis == view.basis:
+            return None
+        new = view.with_(basis=basis, drill=None)
     else:
         return None
     filters, _error = parse_search(search)
@@ -390,6 +416,7 @@ def map_outputs(context: AppContext, search: str | None) -> tuple:
     view = parse_view(search)
     currency = view.currency
     drill = view.drill
+    based = view.basis == "based"
     shapes = None
     if drill is not None and drill in admin1_countries(context):
         shapes = context.cached(f"map:admin1_shapes:{drill}", lambda r, _f: map_views.admin1_shapes(r.engine, drill),
@@ -399,11 +426,23 @@ def map_outputs(context: AppContext, search: str | None) -> tuple:
     countries = shipped_countries()
     size = map_views.cell_size(drill)
     point_filters = replace(filters, countries=(drill,)) if drill else filters
-    cells = context.cached(f"map:cells:{size}:{currency}",
-                           lambda r, f: map_views.point_cells_any(r, f, size, currency), point_filters)
-    capped = map_views.cap_cells(cells)
+    capped = None
+    if not based:  # points are places of spending
+        cells = context.cached(f"map:cells:{size}:{currency}",
+                               lambda r, f: map_views.point_cells_any(r, f, size, currency), point_filters)
+        capped = map_views.cap_cells(cells)
     unplaced = 0.0
-    if drill:
+    unstated = None
+    if based:
+        # Every filter holds, the country filter too: money spent there, by where its recipients are based.
+        totals = context.cached(f"country_totals:{currency}:based",
+                                lambda r, f: r.country_totals(f, currency, "based"), filters)
+        figure = compute_map_figure(totals, countries, metric=view.metric, scale=view.scale, currency=currency,
+                                    basis="based")
+        head = context.cached(f"headline:{currency}", lambda r, f: r.headline(f, currency), filters)
+        unstated = max(0.0, head.usd - float(totals["usd"].sum()))
+        country_name = None
+    elif drill:
         area_filters = map_views.admin1_filters(filters, drill)
         areas = context.cached(f"map:admin1:{currency}", lambda r, f: map_views.admin1_totals(r, f, currency),
                                area_filters)
@@ -422,14 +461,14 @@ def map_outputs(context: AppContext, search: str | None) -> tuple:
                                     currency=currency)
         head = context.cached(f"headline:{currency}", lambda r, f: r.headline(f, currency), map_filters)
         country_name = None
-    points = compute_points_trace(capped, size, currency)
+    points = compute_points_trace(capped, size, currency) if capped is not None else None
     if points is not None:
         figure["data"].append(points)
     regions = context.cached(f"map:regions:{currency}",
                              lambda r, f: map_views.region_totals(r, f, currency), filters)
     shares = context.cached(f"map:precision:{currency}", lambda r, f: map_views.precision(r, f, currency), filters)
     crumb = [" › ", country_name] if country_name else ""
-    return (figure, compute_map_note(head, capped, currency, drill, unplaced), crumb, drill is None,
+    return (figure, compute_map_note(head, capped, currency, drill, unplaced, unstated), crumb, drill is None,
             compute_regions(regions, currency), compute_precision(shares), compute_title(view, country_name))
 
 
@@ -454,23 +493,27 @@ def register(app: Dash, context: AppContext) -> None:
         Output(ids.URL, "search", allow_duplicate=True),
         Output(ids.MAP_METRIC, "value"),
         Output(ids.MAP_SCALE, "value"),
+        Output(ids.MAP_BASIS, "value"),
         Input(ids.MAP_METRIC, "value"),
         Input(ids.MAP_SCALE, "value"),
+        Input(ids.MAP_BASIS, "value"),
         Input(ids.MAP_WORLD, "n_clicks"),
         Input(ids.URL, "search"),
         State(ids.URL, "search"),
         prevent_initial_call="initial_duplicate",
     )
-    def sync_map_view(metric, scale, _world, _search_input, search):
+    def sync_map_view(metric, scale, basis, _world, _search_input, search):
         trigger = ctx.triggered_id
         new = None
         if trigger == ids.MAP_METRIC:
             new = with_map_view(search, metric=metric)
         elif trigger == ids.MAP_SCALE:
             new = with_map_view(search, scale=scale)
+        elif trigger == ids.MAP_BASIS:
+            new = with_map_view(search, basis=basis)
         elif trigger == ids.MAP_WORLD:
             new = world_search(search) if _world else None
         else:  # page load or a new URL: the URL sets the controls
             view = parse_view(search)
-            return no_update, view.metric, view.scale
-        return (no_update if new is None else new), no_update, no_update
+            return no_update, view.metric, view.scale, view.basis
+        return (no_update if new is None else new), no_update, no_update, no_update

@@ -5,6 +5,8 @@
   drill-down.
 * An admin-1 area of the drilled country: add it to, or take it from, the ``admin1`` filter.
 * Anything else (a point marker, a crafted or malformed click): nothing changes.
+* On the map of where recipients are based (``View.basis`` ``based``) no click changes anything: its
+  countries are recipients' home countries, and the country filter is a place of spending.
 
 Each trace's ``customdata`` ends with the kind of shape it draws (``country``, ``admin1``, ``point``), so
 a click says what was clicked; the location is checked against the kind's format, never trusted.
@@ -47,7 +49,7 @@ def apply_map_click(filters: Filters, view: View, click_data: object,
                     has_admin1: set[str] | frozenset[str]) -> tuple[Filters, View]:
     """The filters and view after a map click (see the module docstring); unchanged for a bad click."""
     shape = clicked_shape(click_data)
-    if shape is None:
+    if shape is None or view.basis != "spent":
         return filters, view
     kind, location = shape
     if kind == "admin1":

@@ -611,7 +611,9 @@ def _grant(rng: random.Random, index: int, recipients: Sequence[Ngo]) -> dict:
             "endDate": (_add_months(start, months) - timedelta(days=1)).isoformat(),
             "duration": months,
         }],
-        "recipientOrganization": [{"id": recipient.id, "name": recipient.name}],
+        # Where the organisation is based (its first country): the map's "where the recipient is based".
+        "recipientOrganization": [{"id": recipient.id, "name": recipient.name,
+                                   "addressCountry": recipient.countries[0].iso2}],
         "fundingOrganization": [{"id": funder.id, "name": funder.name}],
         "beneficiaryLocation": locations,
         "classifications": classifications,

@@ -1,10 +1,11 @@
 """How a view is shown, as opposed to which rows it holds (``Filters``): the display currency, the map's
-metric and colour scale, the admin level the map is drilled to, and the table's chosen columns.
+metric and colour scale, the admin level the map is drilled to, whose country the map places the money in
+(``basis``: where it is spent, or where the recipient is based), and the table's chosen columns.
 
 Both live in the app's URL query string, so a copied link restores the whole view: filter names as in
-``data_sources.filters``, view names here (``currency``, ``metric``, ``scale``, ``drill``, ``columns``). Filters
-ignore the view names and the view ignores the filter names. Values are validated: a crafted URL gets a
-clear error, never an unknown value passed on.
+``data_sources.filters``, view names here (``currency``, ``metric``, ``scale``, ``drill``, ``basis``,
+``columns``). Filters ignore the view names and the view ignores the filter names. Values are validated:
+a crafted URL gets a clear error, never an unknown value passed on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ METRICS = {
     "per_capita": "Amount per person",
 }
 SCALES = ("log", "quantile")
-VIEW_NAMES = ("currency", "metric", "scale", "drill", "columns")
+# Which country a row's money is shown in: its place (``country_iso3``, the default) or the country its
+# recipient is based in (``recipient_country_iso3``, where the source tells it).
+BASES = {"spent": "where the money is spent", "based": "where the recipient is based"}
+VIEW_NAMES = ("currency", "metric", "scale", "drill", "basis", "columns")
 
 
 class ViewError(ValueError):
@@ -36,17 +40,21 @@ class View:
     metric: str = "usd"
     scale: str = "log"
     drill: str | None = None  # ISO3 of the country whose admin-1 areas the map shows
+    basis: str = "spent"  # a key of BASES
     # The table's (and the export's) chosen canonical columns, in canonical order; None: the defaults.
     columns: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("currency", self.currency, CURRENCIES), ("metric", self.metric, tuple(METRICS)),
-                                     ("scale", self.scale, SCALES)):
+                                     ("scale", self.scale, SCALES), ("basis", self.basis, tuple(BASES))):
             if value not in allowed:
                 raise ViewError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
         if self.drill is not None and not (isinstance(self.drill, str) and len(self.drill) == 3
                                            and self.drill.isascii() and self.drill.isalpha() and self.drill.isupper()):
             raise ViewError(f"drill: {self.drill!r} is not an ISO 3166 alpha-3 code")
+        if self.drill is not None and self.basis != "spent":
+            # Admin-1 areas are places of spending: a recipient's home country has none to drill into.
+            raise ViewError("drill: only where the money is spent (basis=spent)")
         if self.columns is not None:
             object.__setattr__(self, "columns", canonical_columns(self.columns))
 

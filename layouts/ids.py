@@ -81,6 +81,7 @@ MAP_WORLD = "map-world"  # the breadcrumb's "World": leaves the drill-down
 MAP_CRUMB = "map-crumb"  # the breadcrumb's country
 MAP_REGIONS = "map-regions"  # money no country holds, by region
 MAP_PRECISION = "map-precision"  # share of money by place precision
+MAP_BASIS = "map-basis"  # View.basis: where the money is spent, or where the recipient is based
 
 # --- the co-funder finder, the network and baskets ----------------------------------------------
 COFUNDERS_RANKING = "cofunders-ranking"

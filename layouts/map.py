@@ -5,7 +5,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from data_sources.view import METRICS
+from data_sources.view import BASES, METRICS
 from layouts import ids
 
 # plotly.js asks for its world topojson even for GeoJSON maps: serve the vendored copy, never the CDN.
@@ -26,6 +26,15 @@ def _control(label: str, control_id: str, options: dict[str, str]) -> html.Div:
     ], className="d-flex align-items-center me-3 mb-1")
 
 
+def _basis_control() -> html.Div:
+    """Which country holds a row's money on the map: its place, or its recipient's home country."""
+    return html.Div([
+        dbc.Label("Place:", html_for=ids.MAP_BASIS, className="small mb-0 me-2"),
+        dbc.RadioItems(id=ids.MAP_BASIS, options=[{"label": text, "value": value} for value, text in BASES.items()],
+                       value="spent", inline=True, className="small"),
+    ], className="d-flex flex-wrap align-items-center mb-1")
+
+
 def map_panel() -> dbc.Card:
     return dbc.Card(
         dbc.CardBody([
@@ -40,6 +49,7 @@ def map_panel() -> dbc.Card:
                 _control("Colour by", ids.MAP_METRIC, METRICS),
                 _control("Scale", ids.MAP_SCALE, SCALE_LABELS),
             ], className="d-flex flex-wrap align-items-center"),
+            _basis_control(),
             dcc.Loading(dcc.Graph(id=ids.MAP, config=MAP_CONFIG, style={"height": "460px"},
                                   className="map-graph"), type="dot"),
             html.Div(id=ids.MAP_NOTE, className="small text-muted"),

@@ -160,6 +160,18 @@ def test_formula_cells_neutralised_in_a_real_export(small_store, fmt):
     assert HTML_NAME in {r["recipient_name"] for r in rows}  # text that is not a formula: untouched
 
 
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "geojson"])
+def test_recipient_country_follows_allocation_basis_with_the_stored_values(small_store, fmt):
+    columns = list(COLUMN_NAMES)
+    assert columns[-2:] == ["allocation_basis", "recipient_country_iso3"]  # after the contract's columns
+    rows = _parse(fmt, b"".join(export_chunks(small_store, Filters(sources=("360giving",)), fmt)), COLUMN_NAMES)
+    assert list(rows[0])[-2:] == ["allocation_basis", "recipient_country_iso3"]
+    stored = {(r["record_id"], r["alloc"]): r["recipient_country_iso3"]
+              for r in iter_rows(small_store, Filters(sources=("360giving",)))}
+    got = {(r["record_id"], int(r["alloc"])): r["recipient_country_iso3"] or None for r in rows}
+    assert got == stored and any(stored.values())  # the demo's grantees say where they are based
+
+
 def test_unknown_columns_are_refused():
     from data_sources.export import choose_columns
 
