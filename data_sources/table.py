@@ -101,7 +101,7 @@ NO_MAPPING = "a table needs a mapping file: fundatlas load FILE --format table -
 COLUMN_KEYS: tuple[str, ...] = (
     "id",
     "funder", "funder_id", "funder_type",
-    "recipient", "recipient_id", "recipient_type", "implementer",
+    "recipient", "recipient_id", "recipient_type", "recipient_country", "implementer",
     "title", "description",
     "amount", "currency", "flow_type",
     "date", "year", "start_date", "end_date",
@@ -659,6 +659,7 @@ class _Rows:
             recipient_id=self.text("recipient_id", cells),
             recipient_name=self.text("recipient", cells),
             recipient_type=self.text("recipient_type", cells),
+            recipient_country=self.text("recipient_country", cells),
             implementer_name=self.text("implementer", cells),
             title=self.text("title", cells),
             description=self.text("description", cells),

@@ -126,3 +126,20 @@ def test_stored_rows_carry_the_recipient_country(engine) -> None:
         expected[(record.source, iso3)] += len(canonical_rows(record, "f", 1))
     assert by_source == expected
     assert by_source[("360giving", "GBR")] > 700 and by_source[("iati", "KOR")] > 0
+
+
+def test_a_mapped_table_names_the_recipient_country(tmp_path) -> None:
+    from data_sources import table
+
+    path = tmp_path / "grants.csv"
+    path.write_text("Ref,Amount,Currency,Date,Funder,Country,Based\n"
+                    "A,100,GBP,2023-01-05,F,Kenya,GB\n"
+                    "B,200,GBP,2023-02-05,F,Uganda,Uganda\n"
+                    "C,300,GBP,2023-03-05,F,Nepal,\n"
+                    "D,400,GBP,2023-04-05,F,Nepal,Atlantis\n", encoding="utf-8")
+    mapping = {"columns": {"id": "Ref", "amount": "Amount", "currency": "Currency", "date": "Date",
+                           "funder": "Funder", "country": "Country", "recipient_country": "Based"},
+               "table": {"source_name": "t"}}
+    records = _records(table.read(path, mapping))
+    got = {r.record_id: canonical_rows(r, "f", 1)[0]["recipient_country_iso3"] for r in records}
+    assert got == {"t:A": "GBR", "t:B": "UGA", "t:C": None, "t:D": None}  # not a country: empty
