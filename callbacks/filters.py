@@ -92,6 +92,15 @@ def parse_search(search: str | None) -> tuple[Filters, str | None]:
         return Filters(), f"The link's filters were not understood ({exc}); showing everything."
 
 
+def drill_for_country_choice(filters: Filters, view: View, has_admin1: set[str] | frozenset[str]) -> View:
+    """The view after the country dropdown changed: drilled into the one chosen country when it has
+    admin-1 areas and the map shows where money is spent; else as it was."""
+    if view.basis == "spent" and view.drill is None and len(filters.countries) == 1 \
+            and filters.countries[0] in has_admin1:
+        return view.with_(drill=filters.countries[0])
+    return view
+
+
 def parse_view(search: str | None) -> View:
     """View settings (currency, map metric, scale, drill-down) from the URL; the defaults for a
     crafted or broken value, so a bad link still shows a page."""
@@ -158,6 +167,9 @@ def register(app: Dash, context: AppContext) -> None:
                     filters = apply_bar_click(filters, ids.CHARTS[trigger], value)
         if trigger != ids.MAP:
             view = settle_drill(filters, view)  # a drill whose country filter went goes back to the world
+        if trigger == ids.COUNTRY:
+            # The keyboard's way into a country's provinces: picking it alone in the dropdown drills in too.
+            view = drill_for_country_choice(filters, view, admin1_countries(context))
         years_value, control_values = filters_to_controls(filters, bounds)
         return (search_for(filters, view), years_value, *control_values, *_options(control_values),
                 None, False)

@@ -115,6 +115,11 @@ def test_funder_drills_from_world_to_admin1_and_back(dash_duo, demo_store):
     _wait_until(lambda: _text(dash_duo, ids.HEADLINE_USD) == world_total, message="the world's figures")
     _wait_until(lambda: not [t for t in dash_duo.driver.execute_script(MAP_TRACES) if t["kind"] == "admin1"],
                 message="the world map")
+
+    # Without a mouse: choosing Afghanistan alone in the country dropdown drills in as well.
+    dash_duo.select_dcc_dropdown(f"#{ids.COUNTRY}", value="Afghanistan")
+    _wait_until(lambda: _query(dash_duo).get("drill") == ["AFG"], message="the dropdown's drill-down")
+    dash_duo.wait_for_contains_text(f"#{ids.MAP_CRUMB}", "Afghanistan")
     assert dash_duo.get_logs() == []
 
 

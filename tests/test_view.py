@@ -33,3 +33,13 @@ def test_currency_control_writes_the_url_and_keeps_the_filters():
     assert parse_view(new).currency == "EUR" and parse_search(new)[0] == Filters(themes=("WASH",))
     assert with_currency(new, "EUR") is None  # nothing changes
     assert with_currency("?theme=WASH", {"x": 1}) is None and with_currency("", "XAU") is None
+
+
+def test_choosing_one_country_with_provinces_in_the_dropdown_drills_in():
+    from callbacks.filters import drill_for_country_choice
+
+    provinces = frozenset({"AFG"})
+    assert drill_for_country_choice(Filters(countries=("AFG",)), View(), provinces).drill == "AFG"
+    assert drill_for_country_choice(Filters(countries=("KEN",)), View(), provinces).drill is None
+    assert drill_for_country_choice(Filters(countries=("AFG", "KEN")), View(), provinces).drill is None
+    assert drill_for_country_choice(Filters(countries=("AFG",)), View(basis="based"), provinces).drill is None
