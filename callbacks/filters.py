@@ -115,6 +115,20 @@ def search_for(filters: Filters, view: View) -> str:
     return join_query(filters.to_query_string(), view.to_query_string())
 
 
+def with_view(search: str | None, **changes: object) -> str | None:
+    """The URL query string with these view settings changed; None when a value is not allowed (a
+    crafted callback input) or nothing changes."""
+    view = parse_view(search)
+    try:
+        new = view.with_(**changes)
+    except (ViewError, TypeError):
+        return None
+    if new == view:
+        return None
+    filters, _error = parse_search(search)
+    return search_for(filters, new)
+
+
 def register(app: Dash, context: AppContext) -> None:
     @app.callback(
         Output(ids.URL, "search"),

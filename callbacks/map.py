@@ -29,12 +29,12 @@ from dash import Dash, Input, Output, State, ctx, html, no_update
 from plotly.colors import sample_colorscale
 
 from callbacks.context import AppContext
-from callbacks.filters import parse_search, parse_view, search_for
+from callbacks.filters import parse_search, parse_view, search_for, with_view
 from callbacks.formatting import SYMBOLS, compact_usd
 from callbacks.map_click import admin1_countries, go_to_world
 from data_sources import geography, map_views, queries
 from data_sources.filters import Filters
-from data_sources.view import BASES, METRICS, SCALES, View
+from data_sources.view import METRICS, View
 from layouts import ids
 
 COLORSCALE = "Viridis_r"
@@ -377,25 +377,13 @@ def with_map_view(search: str | None, metric: object = None, scale: object = Non
                   basis: object = None) -> str | None:
     """The URL with the map's metric, scale or place basis set; None when the value is not allowed or
     nothing changes. Going to where recipients are based leaves a drill-down (its filters stay)."""
-    view = parse_view(search)
-    if not all(isinstance(v, str | None) for v in (metric, scale, basis)):
-        return None  # a crafted callback value
     if metric is not None:
-        if metric not in METRICS or metric == view.metric:
-            return None
-        new = view.with_(metric=metric)
-    elif scale is not None:
-        if scale not in SCALES or scale == view.scale:
-            return None
-        new = view.with_(scale=scale)
-    elif basis is not None:
-        if basis not in BASES or basis == view.basis:
-            return None
-        new = view.with_(basis=basis, drill=None)
-    else:
-        return None
-    filters, _error = parse_search(search)
-    return search_for(filters, new)
+        return with_view(search, metric=metric)
+    if scale is not None:
+        return with_view(search, scale=scale)
+    if basis is not None:
+        return with_view(search, basis=basis, drill=None)
+    return None
 
 
 def world_search(search: str | None) -> str | None:

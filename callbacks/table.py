@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from urllib.parse import quote
 
-from dash import Dash, Input, Output, State, ctx, no_update
+from dash import Dash, Input, Output, State
 from dash.exceptions import PreventUpdate
 
 from callbacks.context import AppContext
 from callbacks.filters import parse_search, parse_view, search_for
 from callbacks.pages import profile_href
+from callbacks.view import register_url_control
 from data_sources import fx, queries
 from data_sources.filters import MAX_TEXT, FilterError, Filters
 from data_sources.view import View, ViewError, canonical_columns
@@ -220,34 +221,8 @@ def register(app: Dash, context: AppContext) -> None:
         count = context.cached("row_count", lambda r, f: r.row_count(f), filters)
         return table_grid(view.columns, view.currency), f"{count:,} rows"
 
-    @app.callback(
-        Output(ids.URL, "search", allow_duplicate=True),
-        Output(ids.TABLE_COLUMN_CHOICE, "value"),
-        Input(ids.TABLE_COLUMN_CHOICE, "value"),
-        Input(ids.URL, "search"),
-        State(ids.URL, "search"),
-        prevent_initial_call="initial_duplicate",
-    )
-    def sync_columns(chosen, _search_input, search):
-        if ctx.triggered_id == ids.TABLE_COLUMN_CHOICE:
-            new = with_columns(search, chosen)
-            if new is None:  # an empty or crafted choice: the control shows the URL's columns again
-                return no_update, chosen_columns(parse_view(search))
-            return new, no_update
-        return no_update, chosen_columns(parse_view(search))
-
-    @app.callback(
-        Output(ids.URL, "search", allow_duplicate=True),
-        Output(ids.TABLE_SEARCH, "value"),
-        Input(ids.TABLE_SEARCH, "value"),
-        Input(ids.URL, "search"),
-        State(ids.URL, "search"),
-        prevent_initial_call="initial_duplicate",
-    )
-    def sync_quick_search(text, _search_input, search):
-        if ctx.triggered_id == ids.TABLE_SEARCH:
-            new = with_quick_search(search, text)
-            return (no_update if new is None else new), no_update
-        filters, _error = parse_search(search)
-        return no_update, filters.q or ""
+    # An empty or crafted column choice puts the URL's columns back in the control.
+    register_url_control(app, ids.TABLE_COLUMN_CHOICE, with_columns, lambda search: chosen_columns(parse_view(search)),
+                         restore_refused=True)
+    register_url_control(app, ids.TABLE_SEARCH, with_quick_search, lambda search: parse_search(search)[0].q or "")
 

@@ -3,37 +3,37 @@ drill-down) live in the query string beside the filters, so a copied link restor
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dash import Dash, Input, Output, State, ctx, no_update
 
-from callbacks.filters import parse_search, parse_view, search_for
-from data_sources.view import CURRENCIES
+from callbacks.filters import parse_view, with_view
 from layouts import ids
 
 
-def with_currency(search: str | None, currency: object) -> str | None:
-    """The URL query string with the display currency set; None when the value is not allowed or
-    nothing changes (a crafted callback input changes nothing)."""
-    if currency not in CURRENCIES:
-        return None
-    view = parse_view(search)
-    if view.currency == currency:
-        return None
-    filters, _error = parse_search(search)
-    return search_for(filters, view.with_(currency=currency))
-
-
-def register(app: Dash, _context=None) -> None:
+def register_url_control(app: Dash, control_id: str, write: Callable[[str | None, object], str | None],
+                         read: Callable[[str | None], object], restore_refused: bool = False) -> None:
+    """A control that mirrors part of the URL: a change writes the URL (``write(search, value)``: the new
+    query string, or None when the value is refused or changes nothing), and a new URL (page load,
+    back/forward, a link) sets the control (``read(search)``). ``restore_refused``: a refused value puts
+    the URL's value back in the control (a choice that may not be empty)."""
     @app.callback(
         Output(ids.URL, "search", allow_duplicate=True),
-        Output(ids.CURRENCY, "value"),
-        Input(ids.CURRENCY, "value"),
+        Output(control_id, "value"),
+        Input(control_id, "value"),
         Input(ids.URL, "search"),
         State(ids.URL, "search"),
         prevent_initial_call="initial_duplicate",
     )
-    def sync_currency(currency, _search_input, search):
-        if ctx.triggered_id == ids.CURRENCY:
-            new = with_currency(search, currency)
-            return (no_update if new is None else new), no_update
-        # Page load or a new URL: the URL sets the control.
-        return no_update, parse_view(search).currency
+    def sync(value, _search_input, search):
+        if ctx.triggered_id == control_id:
+            new = write(search, value)
+            if new is None:
+                return no_update, (read(search) if restore_refused else no_update)
+            return new, no_update
+        return no_update, read(search)
+
+
+def register(app: Dash, _context=None) -> None:
+    register_url_control(app, ids.CURRENCY, lambda search, value: with_view(search, currency=value),
+                         lambda search: parse_view(search).currency)

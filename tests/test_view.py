@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callbacks.filters import parse_search, parse_view, search_for
-from callbacks.view import with_currency
+from callbacks.filters import parse_search, parse_view, search_for, with_view
 from data_sources.filters import Filters
 from data_sources.view import View, ViewError
 
@@ -29,10 +28,11 @@ def test_crafted_view_settings_are_refused(query):
 
 
 def test_currency_control_writes_the_url_and_keeps_the_filters():
-    new = with_currency("?theme=WASH", "EUR")
+    new = with_view("?theme=WASH", currency="EUR")
     assert parse_view(new).currency == "EUR" and parse_search(new)[0] == Filters(themes=("WASH",))
-    assert with_currency(new, "EUR") is None  # nothing changes
-    assert with_currency("?theme=WASH", {"x": 1}) is None and with_currency("", "XAU") is None
+    assert with_view(new, currency="EUR") is None  # nothing changes
+    assert with_view("?theme=WASH", currency={"x": 1}) is None and with_view("", currency="XAU") is None
+    assert with_view("", currency=None) is None and with_view("", nonsense="x") is None
 
 
 def test_choosing_one_country_with_provinces_in_the_dropdown_drills_in():
