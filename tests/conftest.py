@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from tests.http_fixtures import http_server  # noqa: F401  (a fixture shared by the HTTP tests)
 
@@ -119,6 +120,24 @@ def pytest_setup_options():
                  "--disable-sync", "--no-first-run", "--disable-quic", "--window-size=1400,1100"):
         options.add_argument(flag)
     return options
+
+
+def demo_engine_of(request, tmp_path_factory, name: str, edge_cases: Callable[[Engine], None]) -> Iterator[Engine]:
+    """For a module's ``demo_engine`` fixture (params sqlite, postgresql): the demo bundle in a fresh store
+    of that kind, with the module's ``edge_cases`` applied; the store is dropped afterwards."""
+    from data_sources.cli import run_demo
+    from data_sources.store import open_store
+
+    folder = tmp_path_factory.mktemp(name)
+    url = f"sqlite:///{folder / 'store.sqlite'}" if request.param == "sqlite" else _new_pg_url(
+        request.getfixturevalue("pg_template"))
+    engine = open_store(url)
+    assert run_demo(engine, folder / "files") == 0
+    edge_cases(engine)
+    yield engine
+    engine.dispose()
+    if request.param == "postgresql":
+        _drop_pg(url)
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,7 @@ from callbacks.context import ColumnarReader, SqlReader
 from data_sources import cofunding, columnar, queries
 from data_sources.filters import Filters
 from data_sources.loading import load_file
-from data_sources.store import open_store
-from tests.conftest import _drop_pg, _new_pg_url
+from tests.conftest import demo_engine_of
 
 FILTER_CASES = [
     Filters(),
@@ -37,18 +36,8 @@ def _edge_cases(engine) -> None:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def demo_engine(request, tmp_path_factory):
-    from data_sources.cli import run_demo
-
-    folder = tmp_path_factory.mktemp("cofunding")
-    url = f"sqlite:///{folder / 'store.sqlite'}" if request.param == "sqlite" else _new_pg_url(
-        request.getfixturevalue("pg_template"))
-    engine = open_store(url)
-    assert run_demo(engine, folder / "files") == 0
-    _edge_cases(engine)
-    yield engine
-    engine.dispose()
-    if request.param == "postgresql":
-        _drop_pg(url)
+    """The demo bundle plus this module's edge cases, in a store of each kind."""
+    yield from demo_engine_of(request, tmp_path_factory, "cofunding", _edge_cases)
 
 
 @pytest.fixture(scope="module")

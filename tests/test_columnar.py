@@ -13,7 +13,7 @@ from sqlalchemy import text
 from data_sources import columnar, organisations, queries
 from data_sources.filters import Filters
 from data_sources.store import open_store
-from tests.conftest import _drop_pg, _new_pg_url
+from tests.conftest import demo_engine_of
 
 SORTS = ([], [("amount_usd", "desc")], [("amount_usd", "asc")], [("year", "asc"), ("amount", "desc")])
 
@@ -59,19 +59,8 @@ IDENTITY_VALUES = ["GB-CHC-123", "gb-chc-123", "The Example Trust", "EXAMPLE TRU
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def demo_engine(request, tmp_path_factory):
-    """The demo bundle plus edge cases, in a store of each kind."""
-    from data_sources.cli import run_demo
-
-    folder = tmp_path_factory.mktemp("columnar")
-    url = f"sqlite:///{folder / 'store.sqlite'}" if request.param == "sqlite" else _new_pg_url(
-        request.getfixturevalue("pg_template"))
-    engine = open_store(url)
-    assert run_demo(engine, folder / "files") == 0
-    _edge_cases(engine)
-    yield engine
-    engine.dispose()
-    if request.param == "postgresql":
-        _drop_pg(url)
+    """The demo bundle plus this module's edge cases, in a store of each kind."""
+    yield from demo_engine_of(request, tmp_path_factory, "columnar", _edge_cases)
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +225,6 @@ def test_concurrent_builders_build_once(demo_engine, tmp_path):
 
 
 def test_a_failed_build_says_why_and_leaves_nothing(tmp_path):
-    from data_sources.store import open_store
 
     engine = open_store(f"sqlite:///{tmp_path / 'store.sqlite'}")
     with engine.begin() as conn:

@@ -13,8 +13,7 @@ from sqlalchemy import text
 
 from data_sources import columnar, map_views, queries
 from data_sources.filters import Filters
-from data_sources.store import open_store
-from tests.conftest import _drop_pg, _new_pg_url
+from tests.conftest import demo_engine_of
 
 
 def _edge_cases(engine) -> None:
@@ -28,18 +27,8 @@ def _edge_cases(engine) -> None:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def demo_engine(request, tmp_path_factory):
-    from data_sources.cli import run_demo
-
-    folder = tmp_path_factory.mktemp("map_views")
-    url = f"sqlite:///{folder / 'store.sqlite'}" if request.param == "sqlite" else _new_pg_url(
-        request.getfixturevalue("pg_template"))
-    engine = open_store(url)
-    assert run_demo(engine, folder / "files") == 0
-    _edge_cases(engine)
-    yield engine
-    engine.dispose()
-    if request.param == "postgresql":
-        _drop_pg(url)
+    """The demo bundle plus this module's edge cases, in a store of each kind."""
+    yield from demo_engine_of(request, tmp_path_factory, "map_views", _edge_cases)
 
 
 @pytest.fixture(scope="module")
