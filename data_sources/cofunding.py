@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import distinct, func, literal, select
 
+from data_sources import columnar
 from data_sources.filters import Filters
 
 ROLES = ("funder", "recipient")
@@ -113,18 +114,10 @@ def _sums_columnar(table, filters: Filters, role: str, other: str, currency: str
 def _stats_columnar(table, filters: Filters, role: str, currency: str) -> pd.DataFrame:
     import pyarrow as pa
 
-    chosen = table.counted(filters)
     dim = table.dims[role]
-    codes = dim.codes[chosen]
-    keep = codes >= 0
-    codes, picked = codes[keep], chosen[keep]
-    size = len(dim.values)
-    present = np.flatnonzero(np.bincount(codes, minlength=size))
-    usd = np.bincount(codes, weights=table.money(currency)[picked], minlength=size)
-    rows = np.bincount(codes, minlength=size)
-    records_span = np.int64(int(table.arrays["record"].max(initial=-1)) + 1)
-    distinct_records = _distinct(codes.astype(np.int64) * records_span + table.arrays["record"][picked])
-    records = np.bincount((distinct_records // records_span).astype(np.int64), minlength=size)
+    g = table.grouped(filters, role, currency)
+    codes, picked, size, present, usd, rows = g.codes, g.chosen, g.size, g.present, g.usd, g.rows
+    records = columnar.distinct_per_group(codes, table.arrays["record"][picked], size)
     years = table.arrays["year"][picked].astype(np.float64)
     first = np.full(size, np.inf)
     last = np.full(size, -np.inf)
@@ -140,12 +133,6 @@ def _stats_columnar(table, filters: Filters, role: str, currency: str) -> pd.Dat
         "first_year": np.where(np.isfinite(first[present]), first[present], np.nan),
         "last_year": np.where(np.isfinite(last[present]), last[present], np.nan),
     }, columns=STAT_COLUMNS)
-
-
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """The distinct values, by one sort (numpy's hashing ``unique`` is several times slower here)."""
-    ordered = np.sort(values)
-    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
 
 
 def _sql_other(keys: dict, other: str):

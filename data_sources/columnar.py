@@ -484,34 +484,30 @@ class ColumnarTable:
                               "funders": funders[codes].astype(int), "recipients": recipients[codes].astype(int)})
         return frame.sort_values("iso3", kind="stable").reset_index(drop=True)
 
+    def grouped(self, filters: Filters, name: str, currency: str = "USD") -> Grouped:
+        """Counted rows of ``filters`` that have a ``name`` value, with money and rows per value."""
+        dim = self.dims[name]
+        chosen = self.counted(filters)
+        codes = dim.codes[chosen]
+        keep = codes >= 0
+        chosen, codes = chosen[keep], codes[keep]
+        size = len(dim.values)
+        rows = np.bincount(codes, minlength=size)
+        return Grouped(chosen, codes, size, np.flatnonzero(rows), rows,
+                       np.bincount(codes, weights=self.money(currency)[chosen], minlength=size))
+
     def _recipient_country_totals(self, filters: Filters, currency: str) -> pd.DataFrame:
         # The recipient's home country is a view the map shows now and then: distinct counts sort the
-        # chosen rows' (country, key) pairs (np.unique) instead of keeping precomputed groups per row.
+        # chosen rows' (country, key) pairs instead of keeping precomputed groups per row.
         from data_sources.queries import recipient_country_name
 
-        dim = self.dims["recipient_country"]
-        chosen = self.counted(filters)
-        country_codes = dim.codes[chosen]
-        keep = country_codes >= 0
-        chosen, country_codes = chosen[keep], country_codes[keep]
-        n = len(dim.values)
-        present = np.bincount(country_codes, minlength=n) > 0
-        usd = np.bincount(country_codes, weights=self.money(currency)[chosen], minlength=n)
-
-        def distinct(keys: np.ndarray) -> np.ndarray:
-            keys = keys[chosen].astype(np.int64)
-            known = keys >= 0  # SQL count(DISTINCT) skips NULL
-            pairs = np.unique(country_codes[known].astype(np.int64) * (int(keys.max(initial=0)) + 1) + keys[known])
-            return np.bincount(pairs // (int(keys.max(initial=0)) + 1), minlength=n)
-
-        records = distinct(self.arrays["record"])
-        funders = distinct(self.dims["funder"].codes)
-        recipients = distinct(self.dims["recipient"].codes)
-        codes = np.flatnonzero(present)
-        iso3 = dim.values.take(pa.array(codes)).to_pylist()
+        g = self.grouped(filters, "recipient_country", currency)
+        counts = {name: distinct_per_group(g.codes, keys[g.chosen], g.size)[g.present].astype(int) for name, keys in (
+            ("records", self.arrays["record"]), ("funders", self.dims["funder"].codes),
+            ("recipients", self.dims["recipient"].codes))}
+        iso3 = self.dims["recipient_country"].values.take(pa.array(g.present)).to_pylist()
         frame = pd.DataFrame({"iso3": iso3, "name": [recipient_country_name(c) for c in iso3],
-                              "usd": usd[codes], "records": records[codes].astype(int),
-                              "funders": funders[codes].astype(int), "recipients": recipients[codes].astype(int)})
+                              "usd": g.usd[g.present], **counts})
         return frame.sort_values("iso3", kind="stable").reset_index(drop=True)
 
     def headline(self, filters: Filters, currency: str = "USD"):
@@ -632,6 +628,35 @@ class ColumnarTable:
         return [{"label": str(label or value), "value": str(value)}
                 for label, value in zip(self.dims[label_dim].values.take(order).to_pylist(),
                                         values.take(order).to_pylist(), strict=True)]
+
+
+@dataclass(frozen=True)
+class Grouped:
+    """``ColumnarTable.grouped``: the rows (indexes), their value codes, how many codes there are, the
+    codes present, and rows and money per code."""
+
+    chosen: np.ndarray
+    codes: np.ndarray
+    size: int
+    present: np.ndarray
+    rows: np.ndarray
+    usd: np.ndarray
+
+
+def distinct_values(values: np.ndarray) -> np.ndarray:
+    """The distinct values, by one sort (numpy's hashing ``unique`` is several times slower here)."""
+    ordered = np.sort(values)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
+
+
+def distinct_per_group(groups: np.ndarray, keys: np.ndarray, size: int) -> np.ndarray:
+    """Per group code (0..size-1), how many distinct non-negative keys its rows hold (SQL's
+    count(DISTINCT) per group, which skips NULL)."""
+    keys = keys.astype(np.int64)
+    known = keys >= 0
+    span = int(keys.max(initial=0)) + 1
+    pairs = distinct_values(groups[known].astype(np.int64) * span + keys[known])
+    return np.bincount(pairs // span, minlength=size)
 
 
 class Haystack:

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Engine, distinct, func, literal, select, text
 
-from data_sources import queries
+from data_sources import columnar, queries
 from data_sources.filters import Filters
 from data_sources.store import allocations
 
@@ -89,29 +89,13 @@ def admin1_totals_sql(engine: Engine, filters: Filters, currency: str = "USD") -
     return _typed(frame, ("rows", "records", "funders", "recipients"))
 
 
-def _distinct_per_group(groups: np.ndarray, keys: np.ndarray, size: int) -> np.ndarray:
-    """Per group code (0..size-1), how many distinct non-negative keys its rows hold."""
-    keep = keys >= 0
-    pairs = np.unique(groups[keep].astype(np.int64) * (int(keys.max(initial=0)) + 1) + keys[keep])
-    return np.bincount(pairs // (int(keys.max(initial=0)) + 1), minlength=size)
-
-
 def admin1_totals_columnar(table, filters: Filters, currency: str = "USD") -> pd.DataFrame:
-    chosen = table.counted(filters)
-    dim = table.dims["admin1"]
-    codes = dim.codes[chosen]
-    keep = codes >= 0
-    chosen, codes = chosen[keep], codes[keep]
-    size = len(dim.values)
-    present = np.flatnonzero(np.bincount(codes, minlength=size))
-    usd = np.bincount(codes, weights=table.money(currency)[chosen], minlength=size)
-    rows = np.bincount(codes, minlength=size)
-    counts = {name: _distinct_per_group(codes, keys[chosen], size) for name, keys in (
+    g = table.grouped(filters, "admin1", currency)
+    counts = {name: columnar.distinct_per_group(g.codes, keys[g.chosen], g.size)[g.present] for name, keys in (
         ("records", table.arrays["record"]), ("funders", table.dims["funder"].codes),
         ("recipients", table.dims["recipient"].codes))}
-    frame = pd.DataFrame({"code": dim.values.take(pa.array(present)).to_pylist(), "usd": usd[present],
-                          "rows": rows[present],
-                          **{name: values[present] for name, values in counts.items()}}, columns=ADMIN1_COLUMNS)
+    frame = pd.DataFrame({"code": table.dims["admin1"].values.take(pa.array(g.present)).to_pylist(),
+                          "usd": g.usd[g.present], "rows": g.rows[g.present], **counts}, columns=ADMIN1_COLUMNS)
     return _typed(frame.sort_values("code", kind="stable").reset_index(drop=True),
                   ("rows", "records", "funders", "recipients"))
 
