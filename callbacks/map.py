@@ -307,18 +307,21 @@ def compute_points_trace(capped: map_views.Capped, size: float, currency: str = 
 # --- beside the map -----------------------------------------------------------------------------
 
 
-def compute_regions(regions: pd.DataFrame, currency: str = "USD") -> list:
+SPENT_NOTE = " (where the money is spent)"  # the lists' headings on the map of where recipients are based
+
+
+def compute_regions(regions: pd.DataFrame, currency: str = "USD", note: str = "") -> list:
     """Money no country holds, ranked (never silently left off the map)."""
     if regions.empty:
         return []
     items = [html.Li([html.Span(str(r.region)), " — ", html.Strong(compact_usd(float(r.usd), currency)),
                       html.Span(f" ({int(r.rows):,} rows)", className="text-muted")])
              for r in regions.itertuples(index=False)]
-    return [html.H3("Money no country holds (regional or global)", className="h6 mt-2"),
+    return [html.H3("Money no country holds (regional or global)" + note, className="h6 mt-2"),
             html.Ol(items, className="ps-3 mb-0")]
 
 
-def compute_precision(shares: pd.DataFrame) -> list:
+def compute_precision(shares: pd.DataFrame, note: str = "") -> list:
     """Share of the money by place precision: how exactly the rows say where it goes."""
     if shares.empty or float(shares["usd"].sum()) <= 0:
         return []
@@ -332,7 +335,7 @@ def compute_precision(shares: pd.DataFrame) -> list:
                      style={"background": NO_FUNDING_COLOUR, "height": "6px"}, className="mb-1",
                      **{"aria-hidden": "true"}),
         ]))
-    return [html.H3("Share of money by place precision", className="h6 mt-2"),
+    return [html.H3("Share of money by place precision" + note, className="h6 mt-2"),
             html.Ul(items, className="list-unstyled mb-0")]
 
 
@@ -456,8 +459,10 @@ def map_outputs(context: AppContext, search: str | None) -> tuple:
                              lambda r, f: map_views.region_totals(r, f, currency), filters)
     shares = context.cached(f"map:precision:{currency}", lambda r, f: map_views.precision(r, f, currency), filters)
     crumb = [" › ", country_name] if country_name else ""
+    note = SPENT_NOTE if view.basis == "based" else ""  # these lists are about places of spending
     return (figure, compute_map_note(head, capped, currency, drill, unplaced, unstated), crumb, drill is None,
-            compute_regions(regions, currency), compute_precision(shares), compute_title(view, country_name))
+            compute_regions(regions, currency, note), compute_precision(shares, note),
+            compute_title(view, country_name))
 
 
 def register(app: Dash, context: AppContext) -> None:

@@ -89,7 +89,9 @@ def test_recipients_map_colours_home_countries(demo_store, search, columnar):
     context = AppContext(engine, use_columnar=columnar)
     if columnar:
         assert context.wait_for_columnar(120)
-    figure, note, crumb, world_disabled, _regions, _precision, title = map_callbacks.map_outputs(context, search)
+    figure, note, crumb, world_disabled, regions, precision, title = map_callbacks.map_outputs(context, search)
+    # The lists beside the map are about places of spending, and say so on this map.
+    assert map_callbacks.SPENT_NOTE in str(regions) + str(precision)
     from callbacks.filters import parse_search
 
     filters, _error = parse_search(search)
