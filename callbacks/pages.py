@@ -11,10 +11,10 @@ from layouts import ids
 
 HIDDEN, SHOWN = {"display": "none"}, {}
 # Containers the switch shows or hides, in the order of the callback's outputs.
-CONTAINERS = (ids.NAVBAR, ids.PAGE_WORKSPACE, ids.FILTERS_COLUMN, ids.PANEL_HEADLINE, ids.PAGE_MAIN,
-              ids.PANEL_CHARTS, ids.PANEL_TABLE, ids.EMBED_NOTE, ids.PAGE_COFUNDERS, ids.PAGE_PROFILE,
+CONTAINERS = (ids.NAVBAR, ids.PAGE_WORKSPACE, ids.FILTERS_COLUMN, ids.WORKSPACE_CONTENT, ids.PANEL_HEADLINE,
+              ids.PAGE_MAIN, ids.PANEL_CHARTS, ids.PANEL_TABLE, ids.EMBED_NOTE, ids.PAGE_COFUNDERS, ids.PAGE_PROFILE,
               ids.PAGE_SOURCES, ids.PAGE_ABOUT, ids.FOOTER)
-_WORKSPACE = {ids.NAVBAR, ids.PAGE_WORKSPACE, ids.FILTERS_COLUMN, ids.PANEL_HEADLINE, ids.FOOTER}
+_WORKSPACE = {ids.NAVBAR, ids.PAGE_WORKSPACE, ids.FILTERS_COLUMN, ids.WORKSPACE_CONTENT, ids.PANEL_HEADLINE, ids.FOOTER}
 _SHOWN_ON = {
     "map": _WORKSPACE | {ids.PAGE_MAIN, ids.PANEL_CHARTS, ids.PANEL_TABLE},
     "cofunders": _WORKSPACE | {ids.PAGE_COFUNDERS},
@@ -22,8 +22,9 @@ _SHOWN_ON = {
     "sources": {ids.NAVBAR, ids.PAGE_SOURCES, ids.FOOTER},
     "about": {ids.NAVBAR, ids.PAGE_ABOUT, ids.FOOTER},
     # The map alone, for a funder's own website: no navbar, filters, charts or table.
-    "embed": {ids.PAGE_WORKSPACE, ids.PAGE_MAIN, ids.EMBED_NOTE},
+    "embed": {ids.PAGE_WORKSPACE, ids.WORKSPACE_CONTENT, ids.PAGE_MAIN, ids.EMBED_NOTE},
 }
+FULL_WIDTH = {"width": "100%"}  # the embedded map takes the whole frame, not the workspace's column
 PROFILE_ROLES = ("funder", "recipient")
 MAX_KEY = 300
 
@@ -56,8 +57,15 @@ def profile_href(role: str, key: str) -> str:
 
 
 def compute_page_styles(pathname: str | None) -> tuple[dict, ...]:
-    shown = _SHOWN_ON[page_of(pathname)]
-    return tuple(SHOWN if container in shown else HIDDEN for container in CONTAINERS)
+    page = page_of(pathname)
+    shown = _SHOWN_ON[page]
+
+    def style(container: str) -> dict:
+        if container not in shown:
+            return HIDDEN
+        return FULL_WIDTH if page == "embed" and container == ids.WORKSPACE_CONTENT else SHOWN
+
+    return tuple(style(container) for container in CONTAINERS)
 
 
 def embed_note(search: str | None) -> list:

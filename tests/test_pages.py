@@ -28,8 +28,12 @@ def test_pages_show_their_containers_only():
     assert {ids.PAGE_COFUNDERS, ids.FILTERS_COLUMN, ids.PANEL_HEADLINE} <= _shown("/cofunders")
     assert ids.PAGE_MAIN not in _shown("/cofunders")
     assert _shown("/funder/x") == {ids.NAVBAR, ids.PAGE_PROFILE, ids.FOOTER}
-    embed = _shown("/embed")
+    embed = _shown("/embed") | {c for c, style in zip(CONTAINERS, compute_page_styles("/embed"), strict=True)
+                                if style == {"width": "100%"}}
     assert ids.PAGE_MAIN in embed and not embed & {ids.NAVBAR, ids.FILTERS_COLUMN, ids.PANEL_CHARTS, ids.PANEL_TABLE}
+    # The embedded map takes the frame's whole width, not the workspace column beside the filters.
+    assert dict(zip(CONTAINERS, compute_page_styles("/embed"), strict=True))[ids.WORKSPACE_CONTENT] == {
+        "width": "100%"}
 
 
 @pytest.mark.parametrize("key", ["GB-CHC-1159982", "n:demo-water-trust", "Água Viva / Foundation", "a?b#c&d=e"])
