@@ -145,10 +145,10 @@ def _sql_other(keys: dict, other: str):
 
 def _sums_sql(engine, filters: Filters, role: str, other: str, currency: str,
               wanted: list[str] | None) -> pd.DataFrame:
-    from data_sources.queries import _Parties, money_column
+    from data_sources.queries import Parties, money_column
 
     with engine.connect() as conn:
-        parties = _Parties.of(conn)
+        parties = Parties.of(conn)
         source, keys = parties.joined(tuple(r for r in ROLES if r in (role, other)))
         key, value = keys[role], _sql_other(keys, other)
         query = (select(key.label("key"), value.label("other"),
@@ -166,11 +166,11 @@ def _sums_sql(engine, filters: Filters, role: str, other: str, currency: str,
 
 
 def _stats_sql(engine, filters: Filters, role: str, currency: str) -> pd.DataFrame:
-    from data_sources.queries import A, _Parties, _record_key, money_column
+    from data_sources.queries import A, Parties, _record_key, money_column
 
     name = A.funder_name if role == "funder" else A.recipient_name
     with engine.connect() as conn:
-        parties = _Parties.of(conn)
+        parties = Parties.of(conn)
         source, keys = parties.joined((role,))
         key = keys[role]
         query = (select(key.label("key"), func.max(name).label("label"),

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select
 
 from data_sources import duplicates, fx
 from data_sources.filters import Filters
-from data_sources.queries import _Parties  # the one place that turns Filters into SQL over identities
+from data_sources.queries import Parties
 from data_sources.schema import COLUMN_NAMES
 from data_sources.store import allocations, loads
 from data_sources.view import View
@@ -63,7 +63,7 @@ def build_manifest(
     what the file is (format, kind, summary dimension); ``view`` gives the display currency."""
     view = view or View()
     with engine.connect() as conn:
-        where = _Parties.of(conn).where(filters)
+        where = Parties.of(conn).where(filters)
         counts = conn.execute(select(func.count(), func.count(A.duplicate_of)).where(where)).one()
         per_load = conn.execute(
             select(A.load_id, A.source, A.source_file, func.count().label("rows"))

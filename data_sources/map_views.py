@@ -72,7 +72,7 @@ def admin1_filters(filters: Filters, iso3: str) -> Filters:
 def admin1_totals_sql(engine: Engine, filters: Filters, currency: str = "USD") -> pd.DataFrame:
     """Per ``admin1_pcode`` (rows with one): money, rows, distinct records, funders, recipients."""
     with engine.connect() as conn:
-        parties = queries._Parties.of(conn)
+        parties = queries.Parties.of(conn)
         source, keys = parties.joined(queries.PARTIES)
         query = (
             select(A.admin1_pcode.label("code"),
@@ -114,7 +114,7 @@ def point_cells_sql(engine: Engine, filters: Filters, size: float, currency: str
     cell_lat = func.floor(A.lat / literal(float(size)))
     cell_lon = func.floor(A.lon / literal(float(size)))
     with engine.connect() as conn:
-        parties = queries._Parties.of(conn)
+        parties = queries.Parties.of(conn)
         query = (
             select(cell_lat.label("cell_lat"), cell_lon.label("cell_lon"), func.count().label("rows"),
                    func.coalesce(func.sum(queries.money_column(currency)), 0.0).label("usd"))
@@ -235,7 +235,7 @@ def precision_sql(engine: Engine, filters: Filters, currency: str = "USD") -> pd
     """Money and rows by place precision (``geo_level``, empty as ``unknown``), in ``PRECISIONS`` order."""
     level = func.coalesce(A.geo_level, "unknown")
     with engine.connect() as conn:
-        parties = queries._Parties.of(conn)
+        parties = queries.Parties.of(conn)
         query = (select(level.label("geo_level"), func.count().label("rows"),
                         func.coalesce(func.sum(queries.money_column(currency)), 0.0).label("usd"))
                  .where(parties.counted(filters)).group_by(level))
@@ -289,7 +289,7 @@ def region_totals_sql(engine: Engine, filters: Filters, currency: str = "USD", l
     ``NO_REGION``), largest first; beyond ``limit`` regions the rest are summed as one "other" line."""
     region = func.coalesce(A.region, NO_REGION)
     with engine.connect() as conn:
-        parties = queries._Parties.of(conn)
+        parties = queries.Parties.of(conn)
         query = (select(region.label("region"), func.count().label("rows"),
                         func.coalesce(func.sum(queries.money_column(currency)), 0.0).label("usd"))
                  .where(parties.counted(filters), A.country_iso3.is_(None)).group_by(region))

@@ -95,7 +95,7 @@ def shared_partners_sql(engine: Engine, role: str, key: str, currency: str = "US
     money = func.coalesce(queries.money_column(currency), 0.0)
     name_col = A[f"{role}_name"]
     with engine.connect() as conn:
-        parties = queries._Parties.of(conn)
+        parties = queries.Parties.of(conn)
         own_source, own_keys = parties.joined(queries.PARTIES)
         own = (select(own_keys[role].label("party"), own_keys[other].label("partner"), money.label("usd"))
                .select_from(own_source).where(parties.counted(selection(role, key, base))).cte("profile_own"))
@@ -145,7 +145,7 @@ def sources_of(engine: Engine, filters: Filters, limit: int = SOURCES_SHOWN) -> 
     """Streams and files the selected rows came from, with the load that brought them and when:
     source, source_file, load_id, rows, loaded_at (largest first)."""
     with engine.connect() as conn:
-        where = queries._Parties.of(conn).where(filters)
+        where = queries.Parties.of(conn).where(filters)
         rows = func.count().label("rows")
         query = (
             select(A.source, A.source_file, A.load_id, rows, func.max(loads.c.finished_at).label("loaded_at"))

@@ -48,8 +48,10 @@ PARTIES = ("funder", "recipient")
 
 
 @dataclass(frozen=True)
-class _Parties:
-    """How this store's rows reach their funders' and recipients' identities."""
+class Parties:
+    """How this store's rows reach their funders' and recipients' identities: the one way to turn
+    ``Filters`` into SQL over organisation identities (``where``, ``counted``) and to group by them
+    (``joined``, ``relabel``), for every module that queries the store."""
 
     conn: Connection  # open while the query is built: filters read their identities' raw values
     identities: bool  # the organisations pass has made its table of mentions
@@ -59,7 +61,7 @@ class _Parties:
         return self.conn.dialect.name
 
     @classmethod
-    def of(cls, conn: Connection) -> _Parties:
+    def of(cls, conn: Connection) -> Parties:
         return cls(conn, organisations.mentions_ready(conn))
 
     def _match(self, role: str, values: tuple[str, ...]) -> ColumnElement[bool]:
@@ -137,7 +139,7 @@ def country_totals(engine: Engine, filters: Filters, currency: str = "USD", basi
         raise ValueError(f"basis: {basis!r} is not one of {', '.join(BASES)}")
     country = A.country_iso3 if basis == "spent" else A.recipient_country_iso3
     with engine.connect() as conn:
-        parties = _Parties.of(conn)
+        parties = Parties.of(conn)
         source, keys = parties.joined(PARTIES)
         query = (
             select(
@@ -182,7 +184,7 @@ def headline(engine: Engine, filters: Filters, currency: str = "USD") -> Headlin
     """Totals counted once; money figures in ``currency`` (the field names say usd for history)."""
     money = money_column(currency)
     with engine.connect() as conn:
-        parties = _Parties.of(conn)
+        parties = Parties.of(conn)
         where = parties.counted(filters)
         source, keys = parties.joined(PARTIES)
         query = select(
@@ -219,7 +221,7 @@ def table_page(
         order.append(getattr(A[column], direction)())
     order.append(A.row_id.asc())  # stable paging
     with engine.connect() as conn:
-        where = _Parties.of(conn).where(filters)
+        where = Parties.of(conn).where(filters)
         query = select(*(A[c] for c in columns)).where(where).order_by(*order).offset(start).limit(end - start)
         rows = [dict(r) for r in conn.execute(query).mappings()]
         total = conn.execute(select(func.count()).select_from(allocations).where(where)).scalar_one()
@@ -241,7 +243,7 @@ def rows_by_id(engine: Engine, row_ids: Sequence[int], columns: Sequence[str] = 
 def iter_rows(engine: Engine, filters: Filters, chunk: int = 5000) -> Iterator[dict]:
     """Every filtered row, canonical columns in order, streamed in ``chunk``-sized batches."""
     with engine.connect() as conn:
-        query = select(*(A[c] for c in COLUMN_NAMES)).where(_Parties.of(conn).where(filters)).order_by(A.row_id)
+        query = select(*(A[c] for c in COLUMN_NAMES)).where(Parties.of(conn).where(filters)).order_by(A.row_id)
         result = conn.execution_options(stream_results=True, yield_per=chunk).execute(query)
         for row in result.mappings():
             yield dict(row)
@@ -258,11 +260,11 @@ _OPTION_COLUMNS = {
 
 
 def _option_value(kind: str, keys: dict[str, ColumnElement]) -> ColumnElement:
-    """What a filter of ``kind`` takes: a party's key (see ``_Parties``), else the code column."""
+    """What a filter of ``kind`` takes: a party's key (see ``Parties``), else the code column."""
     return keys[kind] if kind in PARTIES else _OPTION_COLUMNS[kind][1]
 
 
-def _option_source(parties: _Parties, kind: str) -> tuple[FromClause, ColumnElement]:
+def _option_source(parties: Parties, kind: str) -> tuple[FromClause, ColumnElement]:
     source, keys = parties.joined((kind,) if kind in PARTIES else ())
     return source, _option_value(kind, keys)
 
@@ -272,7 +274,7 @@ def options(engine: Engine, kind: str, search: str = "", limit: int = 50) -> lis
     (a raw name or id; an identity's total then counts its rows that match)."""
     label_col, value_col = _OPTION_COLUMNS[kind]
     with engine.connect() as conn:
-        parties = _Parties.of(conn)
+        parties = Parties.of(conn)
         source, value = _option_source(parties, kind)
         query = select(func.max(label_col).label("label"), value.label("value")).select_from(source)\
             .where(value.is_not(None))
@@ -301,7 +303,7 @@ def totals_by(engine: Engine, filters: Filters, dimension: str, limit: int = 10,
     if dimension not in BREAKDOWNS:
         raise ValueError(f"unknown breakdown {dimension!r}; one of {', '.join(BREAKDOWNS)}")
     with engine.connect() as conn:
-        parties = _Parties.of(conn)
+        parties = Parties.of(conn)
         source: FromClause = allocations
         if dimension == "year":
             label = value = A.year
@@ -348,7 +350,7 @@ def labels_for(engine: Engine, kind: str, values: Sequence[str]) -> dict[str, st
     has as its key are left out."""
     label_col = _OPTION_COLUMNS[kind][0]
     with engine.connect() as conn:
-        parties = _Parties.of(conn)
+        parties = Parties.of(conn)
         source, value = _option_source(parties, kind)
         query = select(func.max(label_col), value).select_from(source).where(value.in_(list(values))).group_by(value)
         found = [(label, v) for label, v in conn.execute(query)]
@@ -365,7 +367,7 @@ def year_bounds(engine: Engine) -> tuple[int, int] | None:
 def filtered_row_count(engine: Engine, filters: Filters) -> int:
     """Rows the table and exports hold for ``filters`` (duplicates included, as they are listed)."""
     with engine.connect() as conn:
-        query = select(func.count()).select_from(allocations).where(_Parties.of(conn).where(filters))
+        query = select(func.count()).select_from(allocations).where(Parties.of(conn).where(filters))
         return int(conn.execute(query).scalar_one())
 
 
@@ -405,7 +407,7 @@ def summary(engine: Engine, filters: Filters | None = None) -> dict:
         func.coalesce(func.sum(A.amount_usd), 0.0).label("usd"),
     )
     with engine.connect() as conn:
-        where = _Parties.of(conn).counted(filters)
+        where = Parties.of(conn).counted(filters)
         total = conn.execute(select(*metrics).where(where)).mappings().one()
         by_source = conn.execute(select(A.source, *metrics).where(where).group_by(A.source).order_by(A.source))
         by_year = conn.execute(select(A.year, *metrics).where(where).group_by(A.year).order_by(A.year))

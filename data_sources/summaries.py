@@ -15,7 +15,7 @@ from sqlalchemy import Engine, distinct, func, literal, select
 
 from data_sources.export import iter_csv, write_xlsx, xlsx_chunks
 from data_sources.filters import Filters
-from data_sources.queries import _Parties, money_column
+from data_sources.queries import Parties, money_column
 from data_sources.store import allocations
 
 A = allocations.c
@@ -57,7 +57,7 @@ def summary_rows(engine: Engine, filters: Filters, by: str, currency: str = "USD
     shown = func.coalesce(func.sum(money_column(currency)), 0.0)
     records = func.count(distinct(A.source + literal(":") + A.record_id))
     with engine.connect() as conn:
-        parties = _Parties.of(conn)
+        parties = Parties.of(conn)
         source = allocations
         if by in ("funder", "recipient"):
             source, keys = parties.joined((by,))
