@@ -77,6 +77,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -298,8 +299,31 @@ class _Activity:
     points: list[tuple[float, float]] = field(default_factory=list)
 
 
+def _children(element: etree._Element) -> dict[object, list[etree._Element]]:
+    """The element's children by tag, each list in document order: one pass over them, instead of a
+    ``find`` per field (lxml's ``find`` parses its path and builds an iterator on every call).
+    ``index.get(tag, ())[0]`` is ``element.find(tag)``; other nodes' tags are functions, never asked."""
+    index: dict[object, list[etree._Element]] = {}
+    for child in element:
+        tag = child.tag
+        same = index.get(tag)
+        if same is None:
+            index[tag] = [child]
+        else:
+            same.append(child)
+    return index
+
+
+def _first(index: dict[object, list[etree._Element]], tag: str) -> etree._Element | None:
+    same = index.get(tag)
+    return same[0] if same else None
+
+
 def _activity(element: etree._Element, position: int, seen: set[str]) -> Iterator[SourceRecord | Rejection]:
-    identifier = _clean(element.findtext("iati-identifier"))
+    index = _children(element)
+    found = _first(index, "iati-identifier")
+    # findtext: "" for an element without text, None for no element; _clean makes both None.
+    identifier = _clean(found.text) if found is not None else None
     if not identifier:
         yield Rejection(f"activity {position + 1} in file", "iati-identifier", "missing iati-identifier")
         return
@@ -308,27 +332,28 @@ def _activity(element: etree._Element, position: int, seen: set[str]) -> Iterato
         return
     seen.add(identifier)
 
-    sectors, source_sector = _sectors(element)
-    dates = _activity_dates(element)
+    sectors, source_sector = _sectors(index)
+    dates = _activity_dates(index)
     activity = _Activity(
         identifier=identifier,
         default_currency=_clean(element.get("default-currency")),
-        reporting=_org(element.find("reporting-org")),
-        implementer=_implementer(element),
-        title=_narrative(element.find("title")),
-        description=_description(element),
+        reporting=_org(_first(index, "reporting-org")),
+        implementer=_implementer(index),
+        title=_narrative(_first(index, "title")),
+        description=_description(index),
         start_date=dates.get("2") or dates.get("1"),
         end_date=dates.get("4") or dates.get("3"),
-        places=_places(element),
+        places=_places(index),
         sectors=sectors,
         source_sector=source_sector,
-        points=_points(element),
+        points=_points(element) if "location" in index else [],
     )
 
     counted = False
-    for n, transaction in enumerate(element.iterfind("transaction")):
+    for n, transaction in enumerate(index.get("transaction", ())):
         record_id = f"{identifier}#t{n}"
-        type_element = transaction.find("transaction-type")
+        own = _children(transaction)
+        type_element = _first(own, "transaction-type")
         code = _clean(type_element.get("code")) if type_element is not None else None
         if not code:
             yield Rejection(record_id, "transaction-type/@code", "missing transaction type code")
@@ -342,23 +367,24 @@ def _activity(element: etree._Element, position: int, seen: set[str]) -> Iterato
                 )
             continue  # not a funding allocation (see the module docstring)
         counted = True
-        yield _transaction(activity, transaction, record_id, flow_type)
+        yield _transaction(activity, own, record_id, flow_type)
 
     if not counted:
-        yield from _budgets(activity, element)
+        yield from _budgets(activity, index.get("budget", []))
 
 
 def _transaction(
-    activity: _Activity, transaction: etree._Element, record_id: str, flow_type: str
+    activity: _Activity, own: dict[object, list[etree._Element]], record_id: str, flow_type: str
 ) -> SourceRecord | Rejection:
-    value = transaction.find("value")
+    """One transaction, from its children by tag (``_children``)."""
+    value = _first(own, "value")
     amount, problem = _amount(value)
     if problem:
         return Rejection(record_id, "transaction/value", problem)
     currency, problem = _currency(value, activity.default_currency)
     if problem:
         return Rejection(record_id, "value/@currency", problem)
-    when = _iso_date(transaction.find("transaction-date"), "iso-date") or _iso_date(value, "value-date")
+    when = _iso_date(_first(own, "transaction-date"), "iso-date") or _iso_date(value, "value-date")
     if when is None:
         return Rejection(
             record_id,
@@ -366,19 +392,19 @@ def _transaction(
             "no valid date: neither transaction-date/@iso-date nor value/@value-date is a YYYY-MM-DD date",
         )
 
-    funder = _org(transaction.find("provider-org"))
+    funder = _org(_first(own, "provider-org"))
     if funder is None:
         funder = activity.reporting
     elif funder.type is None and activity.reporting and funder.ref and funder.ref == activity.reporting.ref:
         funder = replace(funder, type=activity.reporting.type)  # same org, the type is known
-    recipient = _org(transaction.find("receiver-org")) or activity.implementer
+    recipient = _org(_first(own, "receiver-org")) or activity.implementer
 
     places = activity.places
-    if transaction.find("recipient-country") is not None or transaction.find("recipient-region") is not None:
-        places = _places(transaction)
+    if "recipient-country" in own or "recipient-region" in own:
+        places = _places(own)
     sectors, source_sector = activity.sectors, activity.source_sector
-    if transaction.find("sector") is not None:
-        sectors, source_sector = _sectors(transaction)
+    if "sector" in own:
+        sectors, source_sector = _sectors(own)
 
     return _record(
         activity,
@@ -395,8 +421,7 @@ def _transaction(
     )
 
 
-def _budgets(activity: _Activity, element: etree._Element) -> Iterator[SourceRecord | Rejection]:
-    budgets = element.findall("budget")
+def _budgets(activity: _Activity, budgets: list[etree._Element]) -> Iterator[SourceRecord | Rejection]:
     revised_starts = {
         _iso_date(budget.find("period-start"), "iso-date")
         for budget in budgets
@@ -511,7 +536,7 @@ def _narrative(element: etree._Element | None) -> str | None:
     if element is None:
         return None
     first = None
-    for narrative in element.iterfind("narrative"):
+    for narrative in element.iterchildren("narrative"):  # direct children without a namespace, as iterfind
         text = _text(narrative).strip()
         if text:
             if _is_english(narrative.get(_XML_LANG)):
@@ -522,8 +547,8 @@ def _narrative(element: etree._Element | None) -> str | None:
     return first
 
 
-def _description(element: etree._Element) -> str | None:
-    descriptions = element.findall("description")
+def _description(index: dict[object, list[etree._Element]]) -> str | None:
+    descriptions = index.get("description", [])
     general = [d for d in descriptions if _clean(d.get("type")) == "1"]
     for description in general + [d for d in descriptions if d not in general]:
         text = _narrative(description)
@@ -541,8 +566,8 @@ def _org(element: etree._Element | None) -> _Org | None:
     return _Org(ref, name, ORGANISATION_TYPES.get(_clean(element.get("type")) or ""))
 
 
-def _implementer(element: etree._Element) -> _Org | None:
-    for participant in element.iterfind("participating-org"):
+def _implementer(index: dict[object, list[etree._Element]]) -> _Org | None:
+    for participant in index.get("participating-org", ()):
         if _clean(participant.get("role")) == "4":
             org = _org(participant)
             if org is not None:
@@ -554,14 +579,20 @@ def _iso_date(element: etree._Element | None, attribute: str) -> str | None:
     """The attribute as YYYY-MM-DD (a datetime is cut to its date), or None if it is not a date."""
     if element is None:
         return None
-    # Only 1900-2100, the table's year range: anything else is a typo.
-    day = parse_iso_date(element.get(attribute))
+    return _iso_day(element.get(attribute))
+
+
+@lru_cache(maxsize=8192)
+def _iso_day(text: str | None) -> str | None:
+    # Only 1900-2100, the table's year range: anything else is a typo. Cached: a file repeats a few
+    # thousand dates, and the bounded cache keeps memory flat however long the file is.
+    day = parse_iso_date(text)
     return day.isoformat() if day else None
 
 
-def _activity_dates(element: etree._Element) -> dict[str, str]:
+def _activity_dates(index: dict[object, list[etree._Element]]) -> dict[str, str]:
     dates: dict[str, str] = {}
-    for activity_date in element.iterfind("activity-date"):
+    for activity_date in index.get("activity-date", ()):
         kind, when = _clean(activity_date.get("type")), _iso_date(activity_date, "iso-date")
         if kind and when and kind not in dates:
             dates[kind] = when
@@ -606,13 +637,14 @@ def _without_zero_shares(items: list[_Shared]) -> list[_Shared]:
     return [replace(item, share=None) if item.share == 0 else item for item in items]
 
 
-def _places(scope: etree._Element) -> list[Place]:
+def _places(scope: dict[object, list[etree._Element]]) -> list[Place]:
+    """Places of an activity or transaction, from its children by tag (``_children``)."""
     places = []
-    for country in scope.iterfind("recipient-country"):
+    for country in scope.get("recipient-country", ()):
         code = textfiles.country_text(_clean(country.get("code")))  # not a 5,000-character "code"
         if code:
             places.append(Place(share=_share(country), country=code.upper()))
-    for region in scope.iterfind("recipient-region"):
+    for region in scope.get("recipient-region", ()):
         code = _clean(region.get("code"))
         vocabulary = _clean(region.get("vocabulary")) or "1"
         if code:
@@ -622,10 +654,11 @@ def _places(scope: etree._Element) -> list[Place]:
     return _without_zero_shares(places)
 
 
-def _sectors(scope: etree._Element) -> tuple[list[SectorShare], str | None]:
+def _sectors(scope: dict[object, list[etree._Element]]) -> tuple[list[SectorShare], str | None]:
+    """Sectors of an activity or transaction, from its children by tag (``_children``)."""
     dac: dict[str, list[SectorShare]] = {vocabulary: [] for vocabulary in _DAC_SECTOR_VOCABULARIES}
     texts = []
-    for sector in scope.iterfind("sector"):
+    for sector in scope.get("sector", ()):
         code = _clean(sector.get("code"))
         if code is None:
             continue
