@@ -25,10 +25,9 @@ from pandera.errors import SchemaErrors
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from data_sources import registry, schema
-from data_sources.enrich import canonical_values
+from data_sources import read_ahead, registry, schema
 from data_sources.errors import LoadError, Rejection
-from data_sources.records import SourceRecord
+from data_sources.read_ahead import Prepared
 from data_sources.store import allocations, insert_allocation_rows, load_rejections, loads, lock_for_writes
 
 CHUNK_RECORDS = 5000
@@ -132,7 +131,7 @@ def _validated_rows(rows: list[tuple[object, ...]], source_file: str) -> list[tu
     ]
 
 
-def _batched(items: Iterable[SourceRecord | Rejection], size: int) -> Iterator[list[SourceRecord | Rejection]]:
+def _batched(items: Iterable[Prepared | Rejection], size: int) -> Iterator[list[Prepared | Rejection]]:
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
@@ -140,7 +139,7 @@ def _batched(items: Iterable[SourceRecord | Rejection], size: int) -> Iterator[l
 
 def _store_records(
     conn: Connection,
-    items: Iterable[SourceRecord | Rejection],
+    items: Iterable[Prepared | Rejection],
     result: LoadResult,
     load_id: int,
     progress: ProgressCallback | None,
@@ -153,35 +152,37 @@ def _store_records(
         by_source: dict[str, list[str]] = {}
         for item in batch:
             if not isinstance(item, Rejection):
-                by_source.setdefault(item.source, []).append(item.record_id)
+                by_source.setdefault(item[0], []).append(item[1])
         stored: dict[tuple[str, str], str] = {}
         for source, ids in by_source.items():
             for record_id, other in _ids_stored_elsewhere(conn, source, list(dict.fromkeys(ids))).items():
                 stored[(source, record_id)] = other
         seen: set[tuple[str, str]] = set()
-        records: list[SourceRecord] = []
+        kept: list[Prepared] = []
         for item in batch:
             result.records_read += 1
             if isinstance(item, Rejection):
                 result.rejections.append(item)
                 continue
-            key = (item.source, item.record_id)
+            key = (item[0], item[1])
             if key in seen or key in rejected_elsewhere or stored.get(key) == result.source_file:
-                duplicate = Rejection(item.record_id, "record_id", "duplicate id in this file; first kept")
+                duplicate = Rejection(item[1], "record_id", "duplicate id in this file; first kept")
                 result.rejections.append(duplicate)
             else:
                 seen.add(key)
-                records.append(item)
+                kept.append(item)
         rows: list[tuple[object, ...]] = []
-        for record in records:
-            key = (record.source, record.record_id)
+        for source, record_id, record_rows, failure in kept:
+            key = (source, record_id)
             other = stored.get(key)
             if other is not None:
                 reason = f"already stored from {other}; that copy is kept"
-                result.rejections.append(Rejection(record.record_id, "record_id", reason))
+                result.rejections.append(Rejection(record_id, "record_id", reason))
                 rejected_elsewhere.add(key)
                 continue
-            rows.extend(canonical_values(record, result.source_file, load_id))
+            if failure is not None:
+                raise LoadError(result.source_file, failure, record=record_id)
+            rows.extend(record_rows)
         if rows:
             insert_allocation_rows(conn, _validated_rows(rows, result.source_file))
             result.rows_stored += len(rows)
@@ -196,9 +197,11 @@ def load_file(
     progress: ProgressCallback | None = None,
     source_name: str | None = None,
     options: dict | None = None,
+    read_ahead_setting: str | None = None,
 ) -> LoadResult:
     """Load ``path`` into the store. ``source_name`` overrides the provenance name (e.g. a URL);
-    ``options`` go to the loader's ``read`` (e.g. ``mapping`` for a generic table)."""
+    ``options`` go to the loader's ``read`` (e.g. ``mapping`` for a generic table);
+    ``read_ahead_setting`` overrides ``FUNDATLAS_READ_AHEAD`` (see ``read_ahead.wanted``)."""
     path = Path(path)
     source_file = source_name or str(path.resolve())
     result = LoadResult(source_file=source_file, format=fmt, status="failed")
@@ -236,7 +239,11 @@ def load_file(
                 .where(loads.c.source_file == source_file, loads.c.status == "succeeded")
                 .values(status="replaced")
             )
-            _store_records(conn, loader.read(path, **options), result, load_id, progress)
+            items = _prepared_items(loader, path, options, source_file, load_id, read_ahead_setting)
+            try:
+                _store_records(conn, items, result, load_id, progress)
+            finally:
+                items.close()  # stops a read-ahead child at once when the write fails
             if result.rejections:
                 conn.execute(
                     insert(load_rejections),
@@ -260,6 +267,16 @@ def load_file(
         _log_failed_load(engine, result, checksum, started)
         raise error from exc
     return result
+
+
+def _prepared_items(
+    loader, path: Path, options: dict, source_file: str, load_id: int, setting: str | None
+) -> Iterator[Prepared | Rejection]:
+    """The file's records with their rows: prepared in a child process while this one writes, when
+    the file is large and there is a second core; else here, one after the other."""
+    if read_ahead.wanted(path, setting):
+        return read_ahead.prepared_in_child(loader.NAME, path, options, source_file, load_id)
+    return read_ahead.prepare(loader.read(path, **options), source_file, load_id)
 
 
 def _reason(exc: Exception) -> str:

@@ -1,0 +1,153 @@
+"""A load's first half in a second process: parse the file and build its rows while the store writes.
+
+A load does two kinds of work of similar weight: the loader's parse plus ``canonical_values``
+(Python per record), and the store's write (validation and the database's inserts). One process
+does them one after the other; ``prepared_in_child`` runs the first in a child process, so on a
+machine with two or more cores the parent writes one chunk while the child prepares the next.
+
+- The child is a fresh interpreter (``python -m data_sources.read_ahead``), not a fork: the parent
+  may hold threads and an open store connection, which a fork must not copy.
+- It sends chunks of prepared items as pickles on its stdout pipe. The pipe's buffer is the queue:
+  a child ahead of the writer blocks, so memory stays flat however long the file is. The pickles
+  come from our own child, never from the file.
+- The parent sees the same stream of items, in the same order, as ``prepare`` gives in-process,
+  and the same errors: a ``LoadError`` of the loader (with its file, record and field) is raised
+  again in the parent at the same place in the stream; any other failure reads as it would have.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from data_sources import errors
+from data_sources.enrich import canonical_values
+from data_sources.errors import LoadError, Rejection
+from data_sources.records import SourceRecord
+
+# (source, record_id, rows, failure): a record's canonical rows, or why they could not be built.
+# The failure is raised only if the record is kept (a duplicate's failure does not stop the load).
+Prepared = tuple[str, str, list[tuple[object, ...]] | None, str | None]
+
+CHUNK_ITEMS = 1000  # items per pickle: large enough to amortise, small enough to keep both busy
+MIN_BYTES = 32 * 1024 * 1024  # smaller files load in-process: a child takes about a second to start
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def prepare(
+    items: Iterable[SourceRecord | Rejection], source_file: str, load_id: int
+) -> Iterator[Prepared | Rejection]:
+    """Each record of ``items`` with its canonical rows; rejections pass through."""
+    for item in items:
+        if isinstance(item, Rejection):
+            yield item
+            continue
+        try:
+            rows = canonical_values(item, source_file, load_id)
+        except Exception as exc:  # noqa: BLE001 - said as the load's failure if the record is kept
+            yield (item.source, item.record_id, None, f"{type(exc).__name__}: {exc}")
+        else:
+            yield (item.source, item.record_id, rows, None)
+
+
+def wanted(path: Path, setting: str | None = None) -> bool:
+    """Whether to read ``path`` in a child process: ``FUNDATLAS_READ_AHEAD`` (or ``setting``) is
+    ``1`` (always), ``0`` (never) or ``auto`` (the default: files of 32 MB and more, given two
+    cores or more)."""
+    value = (setting or os.environ.get("FUNDATLAS_READ_AHEAD") or "auto").strip().lower()
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    return (os.cpu_count() or 1) >= 2 and path.stat().st_size >= MIN_BYTES
+
+
+def prepared_in_child(
+    loader_name: str, path: Path, options: dict, source_file: str, load_id: int
+) -> Iterator[Prepared | Rejection]:
+    """``prepare(loader.read(path, **options), ...)`` computed in a child process, item by item."""
+    request = pickle.dumps((loader_name, str(path), options, source_file, load_id), protocol=pickle.HIGHEST_PROTOCOL)
+    env = dict(os.environ)
+    # The child imports this package from where the parent did, installed or not.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+        [sys.executable, "-m", "data_sources.read_ahead"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+    )
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(request)
+        child.stdin.close()
+        while True:
+            try:
+                kind, payload = pickle.load(child.stdout)
+            except EOFError:
+                code = child.wait()
+                raise LoadError(
+                    source_file, f"the process reading the file stopped before the end (exit code {code})"
+                ) from None
+            if kind == "items":
+                yield from payload
+            elif kind == "done":
+                return
+            elif kind == "load_error":
+                name, file, reason, record, field = payload
+                error_type = getattr(errors, name, LoadError)
+                if not (isinstance(error_type, type) and issubclass(error_type, LoadError)):
+                    error_type = LoadError
+                raise error_type(file, reason, record=record, field=field)
+            else:
+                raise LoadError(source_file, payload)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        child.stdout.close()
+
+
+def _serve(request: bytes, out) -> None:
+    """The child's side: read the request, prepare the file, send the items in chunks."""
+    from data_sources import registry
+
+    loader_name, path, options, source_file, load_id = pickle.loads(request)  # noqa: S301 - from our parent
+
+    def send(message: tuple) -> None:
+        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+    try:
+        loader = registry.LOADERS[loader_name]
+        batch: list[Prepared | Rejection] = []
+        for item in prepare(loader.read(Path(path), **options), source_file, load_id):
+            batch.append(item)
+            if len(batch) >= CHUNK_ITEMS:
+                send(("items", batch))
+                batch = []
+        if batch:
+            send(("items", batch))
+        send(("done", None))
+    except LoadError as exc:
+        send(("load_error", (type(exc).__name__, exc.file, exc.reason, exc.record, exc.field)))
+    except Exception as exc:  # noqa: BLE001 - said to the parent, which fails the load with it
+        send(("failure", f"{type(exc).__name__}: {exc}"))
+
+
+def main() -> None:
+    # The pipe to the parent is a private copy of fd 1; fd 1 itself then goes to stderr, so that
+    # nothing a library prints can corrupt the stream of pickles.
+    out = os.fdopen(os.dup(1), "wb", buffering=1 << 20)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        _serve(sys.stdin.buffer.read(), out)
+        out.flush()
+    except BrokenPipeError:  # the parent stopped reading (its load failed): nothing to tell it
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    main()
