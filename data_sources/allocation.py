@@ -95,6 +95,23 @@ def _with(place: Place, **changes: object) -> Place:
     return changed
 
 
+def _split(shares: Sequence[float | None]) -> tuple[str, list[float]]:
+    """(``shares_basis(shares)``, ``normalised_shares(shares)``) in one pass, with the one-share case
+    (most records) without generator expressions: a load splits every record."""
+    n = len(shares)
+    if n == 1:
+        only = shares[0]
+        if only is None or only < 0 or only <= 0:  # any(None or < 0) or sum <= 0, for one share
+            return WHOLE, [1.0]
+        return WHOLE, [float(only) / float(sum(shares))]  # the same arithmetic as normalised_shares
+    if not n:
+        return WHOLE, []
+    if any(s is None or s < 0 for s in shares) or sum(shares) <= 0:  # type: ignore[arg-type]
+        return EVEN_SPLIT, [1.0 / n] * n
+    total = float(sum(shares))  # type: ignore[arg-type]
+    return SOURCE_SHARES, [float(s) / total for s in shares]  # type: ignore[arg-type]
+
+
 def allocate(
     record: SourceRecord,
     to_iso3: Callable[[str], str | None] | None = None,
@@ -102,7 +119,8 @@ def allocate(
 ) -> list[Allocation]:
     """Allocations of ``record`` over its places and sectors; shares sum to 1."""
     places = record.places or [Place()]
-    if to_iso3 is None or country_of_point is None:
+    points = record.points
+    if points and (to_iso3 is None or country_of_point is None):  # only points need them
         from data_sources import geography
 
         to_iso3 = to_iso3 or geography.to_iso3
@@ -117,33 +135,44 @@ def allocate(
                     expected.extend(c for c in (to_iso3(p.country) for p in named if p.country) if c)
                 return geography.country_of_point(lat, lon, prefer=expected)
 
-    bases = [shares_basis([p.share for p in places])]
-    place_shares = normalised_shares([p.share for p in places])
+    place_basis, place_shares = _split([p.share for p in places])
+    bases = [place_basis]
     # A place or sector at 0 % receives nothing: it gets no row rather than a zero share.
-    places = [_with(p, share=s) for p, s in zip(places, place_shares, strict=True) if s > 0]
-    by_points = _places_with_points(places, record.points, to_iso3, country_of_point)
-    if len(by_points) > len(places):
-        bases.append(EVEN_SPLIT)  # a place's share is spread evenly over its points
-    places = by_points
+    kept: list[Place] = []
+    for place, share in zip(places, place_shares, strict=True):
+        if share > 0:
+            changed = place.copy()
+            changed.share = share
+            kept.append(changed)
+    places = kept
+    if points:
+        by_points = _places_with_points(places, points, to_iso3, country_of_point)  # type: ignore[arg-type]
+        if len(by_points) > len(places):
+            bases.append(EVEN_SPLIT)  # a place's share is spread evenly over its points
+        places = by_points
 
-    sectors = record.sectors or [SectorShare()]
-    bases.append(shares_basis([s.share for s in sectors]))
-    weighted = [(s, w) for s, w in zip(sectors, normalised_shares([s.share for s in sectors]), strict=True)]
-    sectors = [s for s, w in weighted if w > 0]
-    sector_shares = [w for _, w in weighted if w > 0]
+    sectors = record.sectors or [SectorShare()]  # a new one each time: allocations share no mutable object
+    sector_basis, weights = _split([s.share for s in sectors])
+    bases.append(sector_basis)
+    pairs = [(s, w) for s, w in zip(sectors, weights, strict=True) if w > 0]
 
     allocations: list[Allocation] = []
+    last = len(places) * len(pairs) - 1
+    basis = WHOLE if last == 0 else EVEN_SPLIT if EVEN_SPLIT in bases else SOURCE_SHARES
+    amount_total = record.amount
     assigned = 0.0
-    pairs = [(p, s, ss) for p in places for s, ss in zip(sectors, sector_shares, strict=True)]
-    basis = WHOLE if len(pairs) == 1 else EVEN_SPLIT if EVEN_SPLIT in bases else SOURCE_SHARES
-    for index, (place, sector, sector_share) in enumerate(pairs):
-        share = float(place.share) * sector_share  # type: ignore[arg-type]
-        amount = None
-        if record.amount is not None:
-            if index == len(pairs) - 1:
-                amount = record.amount - assigned
-            else:
-                amount = record.amount * share
-                assigned += amount
-        allocations.append(Allocation(index, share, amount, place, sector, basis))
+    index = 0
+    for place in places:
+        place_share = float(place.share)  # type: ignore[arg-type]
+        for sector, sector_share in pairs:
+            share = place_share * sector_share
+            amount = None
+            if amount_total is not None:
+                if index == last:
+                    amount = amount_total - assigned
+                else:
+                    amount = amount_total * share
+                    assigned += amount
+            allocations.append(Allocation(index, share, amount, place, sector, basis))
+            index += 1
     return allocations

@@ -17,7 +17,7 @@ from data_sources.schema import COLUMN_NAMES
 def _clean(text: str | None) -> str | None:
     if text is None:
         return None
-    text = str(text).strip()
+    text = (text if text.__class__ is str else str(text)).strip()  # str() of a str is itself
     return text or None
 
 
@@ -41,13 +41,22 @@ def theme_of_source_sector(source: str, text: str | None) -> str | None:
 
 def _sector_fields(allocation: Allocation, source: str) -> tuple[str | None, str | None, str | None]:
     """(sector_code, sector_name, theme) of one allocation's sector."""
-    code = _clean(allocation.sector.code)
+    sector = allocation.sector
+    code = _clean(sector.code)
     if not code:
         # A sector without a DAC code (an FTS cluster, say) still gives its own row a theme.
-        return None, None, theme_of_source_sector(source, _clean(allocation.sector.name))
+        return None, None, theme_of_source_sector(source, _clean(sector.name))
+    try:
+        return _coded_sector_fields(code, sector.name)
+    except TypeError:  # an unhashable name from a loader: the same answer, uncached
+        return _coded_sector_fields.__wrapped__(code, sector.name)
+
+
+@lru_cache(maxsize=8192, typed=True)
+def _coded_sector_fields(code: str, name: object) -> tuple[str | None, str | None, str | None]:
+    # Cached: a file names the same few hundred (code, name) pairs on every row; the DAC table is fixed.
     category_name, theme = themes.dac_category(code)
-    name = _clean(allocation.sector.name) or category_name
-    return code, name, theme
+    return code, _clean(name) or category_name, theme  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=65536)
@@ -66,6 +75,21 @@ def _iso3(country: str | None) -> str | None:
 
 def _place_values(place: Place) -> tuple[object, ...]:
     """(country_iso3, country_name, region, admin1_pcode, admin1_name, lat, lon, geo_level) of a place."""
+    fields = (place.country, place.region, place.admin1_pcode, place.admin1_name, place.lat, place.lon)
+    try:
+        return _place_values_of(*fields)
+    except TypeError:  # an unhashable value from a loader (or a bad lat): the same answer, uncached
+        return _place_values_of.__wrapped__(*fields)
+
+
+# typed: 1 and 1.0 (or True) are equal keys, but the row must keep the type the loader gave.
+@lru_cache(maxsize=16384, typed=True)
+def _place_values_of(
+    country: object, region: object, admin1_pcode: object, admin1_name: object, lat: object, lon: object
+) -> tuple[object, ...]:
+    # Cached: a file names the same few thousand places again and again; every step is a pure function.
+    place = Place(country=country, region=region, admin1_pcode=admin1_pcode, admin1_name=admin1_name,  # type: ignore[arg-type]
+                  lat=lat, lon=lon)  # type: ignore[arg-type]
     try:
         iso3, country_name, region = _country_fields(place.country, place.region)
     except TypeError:  # an unhashable value from a loader: the same answer, uncached
@@ -89,22 +113,43 @@ def _place_values(place: Place) -> tuple[object, ...]:
 
 def _money_values(record: SourceRecord, amount: float | None, share: float) -> tuple[object, ...]:
     """(amount, currency, amount_usd, fx_rate, fx_note) of one allocation."""
-    currency = (record.currency or "").strip().upper() or None
-    if amount is None:
-        return None, currency, None, None, None
-    if record.amount_usd is not None and math.isfinite(record.amount_usd) and record.amount:
-        usd = record.amount_usd * share
-        rate = record.amount_usd / record.amount
-        if math.isfinite(rate) and rate > 0:
-            return amount, currency, usd, rate, "US dollars as stated by the source"
-    if currency is None or record.year is None:
-        note = "no currency given" if currency is None else "no year to choose a rate"
-        return amount, currency, None, None, note
-    rate, note = fx.usd_rate(currency, record.year)
-    usd = amount * rate if rate is not None else None
-    if usd is not None and not math.isfinite(usd):
-        usd, note = None, f"conversion of {amount} {currency} is not finite"
-    return amount, currency, usd, rate, note
+    return _Money(record).values(amount, share)
+
+
+class _Money:
+    """What the money columns of a record's allocations share, worked out once per record: the
+    currency, and whether the source's dollars or our annual rate (looked up once) converts them."""
+
+    __slots__ = ("currency", "stated", "rate", "note")
+
+    def __init__(self, record: SourceRecord):
+        self.currency = (record.currency or "").strip().upper() or None
+        self.stated: float | None = None  # the source's US dollars for the whole record, when usable
+        self.rate: float | None = None
+        self.note: str | None = None
+        if record.amount is None:
+            return  # every allocation's amount is None: nothing to convert
+        if record.amount_usd is not None and math.isfinite(record.amount_usd) and record.amount:
+            rate = record.amount_usd / record.amount
+            if math.isfinite(rate) and rate > 0:
+                self.stated, self.rate, self.note = record.amount_usd, rate, "US dollars as stated by the source"
+                return
+        if self.currency is None or record.year is None:
+            self.note = "no currency given" if self.currency is None else "no year to choose a rate"
+            return
+        self.rate, self.note = fx.usd_rate(self.currency, record.year)
+
+    def values(self, amount: float | None, share: float) -> tuple[object, ...]:
+        currency = self.currency
+        if amount is None:
+            return None, currency, None, None, None
+        if self.stated is not None:
+            return amount, currency, self.stated * share, self.rate, self.note
+        rate, note = self.rate, self.note
+        usd = amount * rate if rate is not None else None
+        if usd is not None and not math.isfinite(usd):
+            usd, note = None, f"conversion of {amount} {currency} is not finite"
+        return amount, currency, usd, rate, note
 
 
 def canonical_values(record: SourceRecord, source_file: str, load_id: int) -> list[tuple[object, ...]]:
@@ -119,12 +164,15 @@ def canonical_values(record: SourceRecord, source_file: str, load_id: int) -> li
     text_theme = theme_of_source_sector(record.source, record.theme_hint or record.source_sector)
     based = _iso3(_clean(record.recipient_country))
     rows = []
+    money = None
     for allocation in allocate(record):
         code, name, theme = _sector_fields(allocation, record.source)
+        if money is None:  # once per record, at the first row (a record may have none)
+            money = _Money(record)
         rows.append(
             (record.source, record.record_id, allocation.alloc, allocation.share, *funder,
              code, name, theme or text_theme, source_sector,
-             *_money_values(record, allocation.amount, allocation.share), *when,
+             *money.values(allocation.amount, allocation.share), *when,
              *_place_values(allocation.place), None, source_file, load_id, allocation.basis, based)
         )
     return rows
