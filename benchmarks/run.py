@@ -9,7 +9,8 @@
 
 Options: ``--db URL`` (default: a SQLite file in ``--out``), ``--out DIR`` (default: a folder in the temp
 folder, removed at the end unless ``--keep``), ``--seed``, ``--no-probe``, ``--skip-callbacks``, ``--steps N``
-(the first N filter changes only), ``--kernel-threads`` (default 1), ``--profile DIR``.
+(the first N filter changes only), ``--kernel-threads`` (default 1), ``--profile DIR``, ``--read-ahead``,
+``--no-floor``.
 
 What it measures (the figures are printed as lines, then once more as one JSON object, the last line):
 
@@ -17,7 +18,11 @@ What it measures (the figures are printed as lines, then once more as one JSON o
   ``load_file`` into the store, each in its own process, giving rows/s (wall and CPU) and peak RSS; and,
   in the same run, the raw parse kernel over the same file, each in its own process too: lxml
   ``iterparse`` counting the counted transactions, ``json.load`` of the package, pyarrow (and pandas)
-  ``read_csv``. ``ratio`` is load rows/s over kernel rows/s (the same row count for both).
+  ``read_csv``. ``ratio`` is load rows/s over kernel rows/s (the same row count for both). Loads read
+  ahead (``--read-ahead``, default 1): the parse runs in a child process while the store writes; the
+  child's CPU time and peak RSS are counted in the load's. And the **store's write alone**: the same
+  rows, built first, inserted into an empty SQLite store (``store_write_ratio``: its rows/s over the
+  kernel's, the most a load that writes after it parses could reach; ``--no-floor`` skips it).
   Memory flat in file size: the same loads at a tenth of the rows into a scratch SQLite store
   (``probe``); flat when the full load's peak RSS exceeds the probe's by at most max(32 MiB, 10 %),
   judged only when the probe reads at least two of the loader's chunks (so from about 1,000,000 rows).
@@ -71,6 +76,9 @@ if str(ROOT) not in sys.path:
 from benchmarks import generate as gen  # noqa: E402
 
 FORMATS = ("iati", "360giving", "hdx_3w")
+# Every load of a run reads ahead in a child process, full and probe alike, so the two compare (see
+# data_sources/read_ahead.py); "auto" would read the tenth-size files in-process.
+READ_AHEAD = "1"
 PAGE_ROWS = 100  # the grid's cacheBlockSize: one page request
 BUDGETS = {
     "filter_change_p95_ms": 250.0,
@@ -173,8 +181,11 @@ def _run_child(args: list[str], timeout: float = 3600) -> dict:
 # --- children: one load, one parse kernel ----------------------------------------------------
 
 
-def child_load(path: str, database_url: str, profile_path: str | None) -> dict:
-    """Load ``path`` into the store (this process does nothing else), with memory samples."""
+def child_load(path: str, database_url: str, profile_path: str | None, read_ahead: str) -> dict:
+    """Load ``path`` into the store (this process does nothing else), with memory samples.
+
+    With read-ahead the loader's parse runs in a child of this process: its CPU time is counted,
+    and its peak RSS is added to this one's (the two run at once)."""
     from data_sources.loading import load_file
     from data_sources.store import open_store
 
@@ -188,21 +199,59 @@ def child_load(path: str, database_url: str, profile_path: str | None) -> dict:
         samples.append((seen[0], round(_proc_status_mib("VmRSS"), 1)))
 
     profiler = cProfile.Profile() if profile_path else None
-    cpu0, started = _cpu_seconds(), time.perf_counter()
+    cpu0, started = _cpu_seconds() + _children_cpu_seconds(), time.perf_counter()
     if profiler:
         profiler.enable()
-    result = load_file(engine, path, progress=progress)
+    result = load_file(engine, path, progress=progress, read_ahead_setting=read_ahead)
     if profiler:
         profiler.disable()
         profiler.dump_stats(profile_path)
-    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu0
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() + _children_cpu_seconds() - cpu0
+    child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     keep = samples if len(samples) <= 12 else [samples[round(i * (len(samples) - 1) / 11)] for i in range(12)]
     return {
         "format": result.format, "status": result.status, "records_read": result.records_read,
         "rows_stored": result.rows_stored, "records_rejected": result.records_rejected,
-        "seconds": seconds, "cpu_seconds": cpu, "rss_base_mib": base, "rss_peak_mib": _max_rss_mib(),
+        "seconds": seconds, "cpu_seconds": cpu, "rss_base_mib": base, "rss_peak_mib": _max_rss_mib() + child_peak,
+        "read_ahead_child_peak_mib": child_peak or None,
         "rss_samples": keep, "top_cumulative": _top_functions(profiler, 15) if profiler else None,
     }
+
+
+def child_store_floor(path: str, scratch: str) -> dict:
+    """The store's write alone: the file's canonical rows, built and validated first (not timed), then
+    inserted into an empty SQLite store of the same schema as a load inserts them (chunks, one
+    transaction, the commit). No loader that writes after it parses can beat this rate."""
+    from data_sources import registry, schema
+    from data_sources.enrich import canonical_values
+    from data_sources.errors import Rejection
+    from data_sources.loading import CHUNK_RECORDS
+    from data_sources.store import insert_allocation_rows, open_store
+
+    file = Path(path)
+    loader = registry.detect_format(file, "auto")
+    chunks, chunk = [], []
+    for item in loader.read(file):
+        if isinstance(item, Rejection):
+            continue
+        chunk.extend(canonical_values(item, str(file.resolve()), 1))
+        if len(chunk) >= CHUNK_RECORDS:
+            chunks.append(schema.plain_rows(chunk))
+            chunk = []
+    if chunk:
+        chunks.append(schema.plain_rows(chunk))
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{scratch}{suffix}").unlink(missing_ok=True)
+    engine = open_store(f"sqlite:///{scratch}")
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        for rows in chunks:
+            insert_allocation_rows(conn, rows)
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{scratch}{suffix}").unlink(missing_ok=True)
+    return {"rows": sum(map(len, chunks)), "seconds": seconds}
 
 
 def child_kernel(kind: str, path: str) -> dict:
@@ -874,17 +923,19 @@ def prepare_data(out_dir: Path, rows: int, seed: int, keep: bool) -> tuple[dict,
     return gen.read_manifest(out_dir), time.perf_counter() - started
 
 
-def measure_loads(data_dir: Path, manifest: dict, database_url: str, profile_dir: Path | None) -> dict:
-    """Each file: its parse kernel, then its load, each in a fresh process."""
+def measure_loads(data_dir: Path, manifest: dict, database_url: str, profile_dir: Path | None,
+                  read_ahead: str = READ_AHEAD, floor: bool = True) -> dict:
+    """Each file: its parse kernel, then its load, then the store's write floor, each in a fresh process."""
     figures = {}
     for source in FORMATS:
         info = manifest["files"][source]
         path = str(data_dir / info["file"])
         kernel = _run_child(["--child-kernel", source, path])
-        args = ["--child-load", path, database_url]
+        args = ["--child-load", path, database_url, "--read-ahead", read_ahead]
         if profile_dir is not None:
             args += ["--profile", str(profile_dir / f"load-{source}.prof")]
         load = _run_child(args)
+        write = _run_child(["--child-store-floor", path, str(data_dir / "floor.sqlite")]) if floor else None
         rows = info["rows"]
         measured = load["status"] == "succeeded"
         load_rate = load["rows_stored"] / load["seconds"] if measured and load["seconds"] > 0 else None
@@ -902,8 +953,13 @@ def measure_loads(data_dir: Path, manifest: dict, database_url: str, profile_dir
             "kernel": kernel["kernel"], "kernel_s": kernel["seconds"], "kernel_rows_per_s": kernel_rate,
             "kernel_peak_rss_mib": kernel["rss_peak_mib"],
             "ratio": load_rate / kernel_rate if load_rate and kernel_rate else None,
+            "read_ahead": read_ahead, "read_ahead_child_peak_mib": load.get("read_ahead_child_peak_mib"),
             "top_cumulative": load.get("top_cumulative"),
         }
+        if write is not None and write["seconds"] > 0:
+            write_rate = write["rows"] / write["seconds"]
+            figures[source].update(store_write_s=write["seconds"], store_write_rows_per_s=write_rate,
+                                   store_write_ratio=write_rate / kernel_rate if kernel_rate else None)
         if "pandas_read_csv_s" in kernel:
             figures[source]["pandas_read_csv_s"] = kernel["pandas_read_csv_s"]
             # An extra figure, not a budget: the load against pandas' read_csv of the same file.
@@ -917,6 +973,11 @@ def measure_loads(data_dir: Path, manifest: dict, database_url: str, profile_dir
               f"{figures[source]['ratio'] or 0:.3f}"
               + (f" (vs pandas read_csv {figures[source]['ratio_vs_pandas_read_csv']:.3f})"
                  if figures[source].get("ratio_vs_pandas_read_csv") else ""), flush=True)
+        if figures[source].get("store_write_rows_per_s"):
+            print(f"  store write alone {source:10s} {figures[source]['store_write_s']:.2f} s = "
+                  f"{figures[source]['store_write_rows_per_s']:,.0f} rows/s = "
+                  f"{figures[source]['store_write_ratio']:.3f} of the kernel (the most a load that writes "
+                  f"after it parses could reach)", flush=True)
     return figures
 
 
@@ -933,7 +994,8 @@ def measure_probe(work: Path, rows: int, seed: int, loads: dict) -> None:
 
     for source in FORMATS:
         info = manifest["files"][source]
-        probe = _run_child(["--child-load", str(probe_dir / info["file"]), f"sqlite:///{store}"])
+        probe = _run_child(["--child-load", str(probe_dir / info["file"]), f"sqlite:///{store}",
+                            "--read-ahead", loads[source]["read_ahead"]])
         figures = loads[source]
         slack = max(MEMORY_FLAT_SLACK_MIB, MEMORY_FLAT_SLACK_FRACTION * probe["rss_peak_mib"])
         growth = figures["load_peak_rss_mib"] - probe["rss_peak_mib"]
@@ -1115,7 +1177,7 @@ def _clean(value):
 def run_benchmark(rows: int = 100_000, seed: int = gen.DEFAULT_SEED, out_dir: Path | None = None,
                   database_url: str | None = None, keep: bool = False, skip_load: bool = False, probe: bool = True,
                   kernel_threads: int = 1, steps: int | None = None, profile_dir: Path | None = None,
-                  skip_callbacks: bool = False) -> dict:
+                  skip_callbacks: bool = False, read_ahead: str | None = None, floor: bool = True) -> dict:
     """Every stage; returns the figures (the JSON the script prints last)."""
     work = Path(out_dir) if out_dir else Path(tempfile.gettempdir()) / f"fundatlas-bench-{rows}-{seed}"
     work.mkdir(parents=True, exist_ok=True)
@@ -1149,7 +1211,9 @@ def run_benchmark(rows: int = 100_000, seed: int = gen.DEFAULT_SEED, out_dir: Pa
                 print(f"generate: {manifest['rows']:,} rows from {manifest['records']:,} records in {gen_s:.1f} s "
                       f"({manifest['records'] / gen_s:,.0f} records/s)", flush=True)
             figures["rows_expected"] = manifest["rows"]
-            figures["load"] = measure_loads(work, manifest, database_url, profile_dir)
+            read_ahead = read_ahead or ("0" if profile_dir else READ_AHEAD)
+            figures["load"] = measure_loads(work, manifest, database_url, profile_dir, read_ahead,
+                                            floor=floor and database_url.startswith("sqlite:"))
             if probe and database_url.startswith("sqlite:"):
                 measure_probe(work, rows, seed, figures["load"])
             load_s = sum(v["load_s"] for v in figures["load"].values())
@@ -1211,7 +1275,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child-load"]:
         profile = argv[argv.index("--profile") + 1] if "--profile" in argv else None
-        print(json.dumps(child_load(argv[1], argv[2], profile)))
+        read_ahead = argv[argv.index("--read-ahead") + 1] if "--read-ahead" in argv else READ_AHEAD
+        print(json.dumps(child_load(argv[1], argv[2], profile, read_ahead)))
+        return 0
+    if argv[:1] == ["--child-store-floor"]:
+        print(json.dumps(child_store_floor(argv[1], argv[2])))
         return 0
     if argv[:1] == ["--child-kernel"]:
         print(json.dumps(child_kernel(argv[1], argv[2])))
@@ -1234,11 +1302,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-callbacks", action="store_true", help="measure the loads only")
     parser.add_argument("--kernel-threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=None, help="play only the first N filter changes")
-    parser.add_argument("--profile", type=Path, default=None, help="write cProfile files here and print their tops")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write cProfile files here and print their tops (loads then read in-process)")
+    parser.add_argument("--read-ahead", choices=("0", "1", "auto"), default=None,
+                        help=f"every load's FUNDATLAS_READ_AHEAD (default {READ_AHEAD}: full and probe loads alike)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the store-write-alone measure")
     args = parser.parse_args(argv)
+    read_ahead = args.read_ahead or ("0" if args.profile else READ_AHEAD)
     figures = run_benchmark(args.rows, args.seed, args.out, args.db, keep=args.keep, skip_load=args.skip_load,
                             probe=not args.no_probe, kernel_threads=args.kernel_threads, steps=args.steps,
-                            profile_dir=args.profile, skip_callbacks=args.skip_callbacks)
+                            profile_dir=args.profile, skip_callbacks=args.skip_callbacks,
+                            read_ahead=read_ahead, floor=not args.no_floor)
     print_summary(figures)
     print(json.dumps(figures))
     return 0

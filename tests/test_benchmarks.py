@@ -56,8 +56,12 @@ def test_run_measures_loads_and_callbacks_at_a_tiny_size(tmp_path, capsys):
         assert load["status"] == "succeeded", source
         assert load["records_rejected"] == 0, source
         assert load["rows_stored"] == manifest["files"][source]["rows"], source
-        for key in ("load_rows_per_s", "load_peak_rss_mib", "kernel_rows_per_s", "ratio", "file_mb"):
+        for key in ("load_rows_per_s", "load_peak_rss_mib", "kernel_rows_per_s", "ratio", "file_mb",
+                    "read_ahead_child_peak_mib", "store_write_rows_per_s", "store_write_ratio"):
             assert _positive(load[key]), (source, key, load[key])
+        assert load["read_ahead"] == run.READ_AHEAD == "1"  # every load read ahead, as the probe's would
+        # The store's write alone is never slower than the whole load, which also parses.
+        assert load["store_write_rows_per_s"] > load["load_rows_per_s"], source
 
     callbacks = figures["callbacks"]
     assert callbacks["errors"] == []
