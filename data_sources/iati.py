@@ -130,6 +130,8 @@ ORGANISATION_TYPES = {
 _SAFE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+_POS_SEPARATORS = re.compile(r"[\s,]+")
 _DAC_SECTOR_VOCABULARIES = ("1", "2")
 
 _Shared = TypeVar("_Shared", Place, SectorShare)
@@ -494,7 +496,7 @@ def _record(
         recipient_id=recipient.ref if recipient else None,
         recipient_name=recipient.name if recipient else None,
         recipient_type=recipient.type if recipient else None,
-        recipient_country=orgids.country_of_identifier(recipient.ref, NAME) if recipient and recipient.ref else None,
+        recipient_country=_country_of_ref(recipient.ref) if recipient and recipient.ref else None,
         implementer_name=activity.implementer.name if activity.implementer else None,
         title=activity.title,
         description=activity.description,
@@ -503,6 +505,12 @@ def _record(
         sectors=[sector.copy() for sector in sectors],
         points=list(activity.points),
     )
+
+
+@lru_cache(maxsize=8192)
+def _country_of_ref(ref: str) -> str | None:
+    # Cached: the same few thousand recipients on every transaction; org-id parsing is a pure function.
+    return orgids.country_of_identifier(ref, NAME)
 
 
 # --- element helpers ----------------------------------------------------------------------
@@ -537,9 +545,11 @@ def _narrative(element: etree._Element | None) -> str | None:
         return None
     first = None
     for narrative in element.iterchildren("narrative"):  # direct children without a namespace, as iterfind
-        text = _text(narrative).strip()
+        # _text inline for the usual text-only narrative: a load reads some four per record.
+        text = (_text(narrative) if len(narrative) else narrative.text or "").strip()
         if text:
-            if _is_english(narrative.get(_XML_LANG)):
+            lang = narrative.get(_XML_LANG)
+            if lang is None or _is_english(lang):
                 return text  # the first English one
             first = first or text
     if first is None:
@@ -560,10 +570,10 @@ def _description(index: dict[object, list[etree._Element]]) -> str | None:
 def _org(element: etree._Element | None) -> _Org | None:
     if element is None:
         return None
-    ref, name = _clean(element.get("ref")), _narrative(element)
+    ref, name = (element.get("ref") or "").strip() or None, _narrative(element)
     if ref is None and name is None:
         return None
-    return _Org(ref, name, ORGANISATION_TYPES.get(_clean(element.get("type")) or ""))
+    return _Org(ref, name, ORGANISATION_TYPES.get((element.get("type") or "").strip()))
 
 
 def _implementer(index: dict[object, list[etree._Element]]) -> _Org | None:
@@ -616,7 +626,7 @@ def _currency(value: etree._Element | None, default: str | None) -> tuple[str, s
     if not currency:
         return "", "no currency: neither value/@currency nor iati-activity/@default-currency"
     currency = currency.upper()
-    if not re.fullmatch(r"[A-Z]{3}", currency):
+    if not _CURRENCY_CODE.fullmatch(currency):
         return "", f"currency {textfiles.shown(currency)} is not an ISO 4217 code"
     return currency, None
 
@@ -678,7 +688,7 @@ def _points(element: etree._Element) -> list[tuple[float, float]]:
         srs = pos.getparent().get("srsName") or ""
         if srs and not srs.rstrip("/").endswith("4326"):
             continue  # another coordinate system: the numbers are not degrees
-        parts = [part for part in re.split(r"[\s,]+", pos.text or "") if part]
+        parts = [part for part in _POS_SEPARATORS.split(pos.text or "") if part]
         if len(parts) != 2:
             continue
         try:
