@@ -81,6 +81,8 @@ import csv
 import math
 import re
 from collections.abc import Iterable, Iterator
+from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,8 @@ _ONS_CODE = re.compile(r"[EWSNK]\d{8}")
 _ORG_ID_COUNTRY = re.compile(r"([A-Z]{2})-[A-Za-z0-9]")
 _ISO2 = re.compile(r"[A-Z]{2}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
+_SPACES = re.compile(r"\s+")
+_WIDE_OR_WHOLE = re.compile(r"\s*-?\s*(?:wide|whole)$")
 
 _Path = tuple[str | int, ...]
 
@@ -439,9 +443,21 @@ def _first(value: Any) -> dict[str, Any]:
     return items[0] if items else {}
 
 
+def _date(value: Any, excel: bool) -> date | None:
+    """``parse_date(value, excel=excel)``, cached for text (a file repeats a few thousand dates)."""
+    if value.__class__ is str:
+        return _text_date(value, excel)
+    return parse_date(value, excel=excel)
+
+
+@lru_cache(maxsize=8192)
+def _text_date(text: str, excel: bool) -> date | None:
+    return parse_date(text, excel=excel)  # a ValueError is raised again on each call, never cached
+
+
 def _optional_date(value: Any, excel: bool) -> str | None:
     try:
-        found = parse_date(value, excel=excel)
+        found = _date(value, excel)
     except ValueError:
         return None  # planned dates are informative only; a bad one does not cost the grant
     return found.isoformat() if found else None
@@ -457,11 +473,13 @@ def _coordinate(value: Any, limit: float) -> float | None:
     return number
 
 
+@lru_cache(maxsize=8192)
 def _uk_name(name: str) -> str | None:
-    """``"whole"`` or ``"nation"`` when ``name`` is one of the few UK names we trust, else None."""
-    text = re.sub(r"\s+", " ", name.casefold()).strip()
+    """``"whole"`` or ``"nation"`` when ``name`` is one of the few UK names we trust, else None.
+    Cached: a file repeats a few thousand location names and addresses."""
+    text = _SPACES.sub(" ", name.casefold()).strip()
     text = text.split("/", 1)[0].strip()  # GrantNav path "England/South West/Plymouth"
-    text = re.sub(r"\s*-?\s*(?:wide|whole)$", "", text).strip()  # "UK Wide", "England - Wide", "UK Whole"
+    text = _WIDE_OR_WHOLE.sub("", text).strip()  # "UK Wide", "England - Wide", "UK Whole"
     if text in _UK_WHOLE:
         return "whole"
     if text in _UK_NATIONS:
@@ -577,7 +595,7 @@ def _grant_to_record(grant: dict[str, Any], where: str, excel: bool) -> SourceRe
         return Rejection(grant_id, "Currency", f"not an ISO 4217 currency code: {textfiles.shown(currency)}")
 
     try:
-        awarded = parse_date(grant.get("awardDate"), excel=excel)
+        awarded = _date(grant.get("awardDate"), excel)
     except ValueError as exc:
         return Rejection(grant_id, "Award Date", str(exc))
     if awarded is None:

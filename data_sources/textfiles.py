@@ -747,6 +747,8 @@ def cell_text(value: Any) -> str | None:
     A whole float (1234.0, an id typed as a number in a spreadsheet) is written "1234"; a
     datetime is written as its date.
     """
+    if value.__class__ is str:  # the usual cell, first: str() of a str is itself
+        return value.strip() or None
     if value is None or isinstance(value, dict | list | FormulaWithoutValue):
         return None
     if isinstance(value, float):
