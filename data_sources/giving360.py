@@ -439,8 +439,14 @@ def _items(value: Any) -> list[dict[str, Any]]:
 
 
 def _first(value: Any) -> dict[str, Any]:
-    items = _items(value)
-    return items[0] if items else {}
+    """``_items(value)[0]``, else an empty dict: without building the list."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                return item
+    return {}
 
 
 def _date(value: Any, excel: bool) -> date | None:

@@ -507,6 +507,11 @@ def _read_xlsx(path: Path, default_year: int | None) -> Iterator[SourceRecord | 
 
 def _text(values: Sequence[Any], index: int | None) -> str | None:
     """The cell at ``index`` as text (codes typed as numbers: 14030.0 -> "14030"), or None."""
+    if index is None or index >= len(values):
+        return None
+    value = values[index]
+    if value.__class__ is str:  # a CSV cell: what cell_text(cell_at(...)) gives, in one step
+        return value.strip() or None
     return cell_text(cell_at(values, index))
 
 
@@ -523,10 +528,24 @@ def _coordinate(value: Any, limit: float) -> float | None:
 
 
 _YEAR_IN_TEXT = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
+_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+_PLANNED = re.compile(r"\b(planned|pipeline|proposed)\b")
 
 
 def _to_date(value: Any, excel: bool) -> date | None:
     """A date from a cell in 1900-2100; None when empty or unreadable."""
+    if value.__class__ is str:
+        return _text_to_date(value, excel)
+    return _cell_to_date(value, excel)
+
+
+@lru_cache(maxsize=8192)
+def _text_to_date(text: str, excel: bool) -> date | None:
+    # Cached: a 3W repeats a few hundred date texts; the bounded cache keeps memory flat.
+    return _cell_to_date(text, excel)
+
+
+def _cell_to_date(value: Any, excel: bool) -> date | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and 1900 <= value <= 2100:
         return None  # a year, not an Excel serial number
     try:
@@ -637,14 +656,14 @@ def _row_to_record(
             currency = _text(values, layout.currency)
             if currency is not None:
                 currency = currency.upper()
-                if not re.fullmatch(r"[A-Z]{3}", currency):
+                if not _CURRENCY_CODE.fullmatch(currency):
                     tag = layout.tags[layout.currency]
                     reason = f"not an ISO 4217 code: {textfiles.shown(currency)}"
                     return Rejection(record_id, tag.text if tag else "#currency", reason)
         flow_type = next((_FLOW_BY_ATTR[a] for a in sorted(value_tag.attrs) if a in _FLOW_BY_ATTR), "")
         if not flow_type:
             status = (_text(values, layout.status) or "").lower()
-            flow_type = "pledge" if re.search(r"\b(planned|pipeline|proposed)\b", status) else "commitment"
+            flow_type = "pledge" if _PLANNED.search(status) else "commitment"
 
     when = _to_date(cell_at(values, layout.date), excel)
     start = _to_date(cell_at(values, layout.start), excel)
