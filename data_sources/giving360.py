@@ -470,6 +470,8 @@ def _optional_date(value: Any, excel: bool) -> str | None:
 
 
 def _coordinate(value: Any, limit: float) -> float | None:
+    if value is None:  # the usual case, without float(None)'s exception
+        return None
     try:
         number = float(value) if not isinstance(value, bool) else None
     except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer too large for a float

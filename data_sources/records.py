@@ -110,7 +110,9 @@ class SeenIds:
         self.recent: dict[str, str] = {}
         self.long: dict[str, str] = {}
         self.runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted ids, their places)
-        self.bits = np.zeros(self.BITS // 8, dtype=np.uint8)
+        # A bytearray, not a NumPy array: reading or setting one byte is a plain int operation,
+        # without a NumPy scalar per look-up (this runs for every id of a file).
+        self.bits = bytearray(self.BITS // 8)
         self.count = 0
 
     def __len__(self) -> int:
@@ -119,7 +121,8 @@ class SeenIds:
     def _may_hold(self, record_id: str) -> bool:
         h = hash(record_id)
         first, second = h & (self.BITS - 1), (h >> 24) & (self.BITS - 1)
-        return bool(self.bits[first >> 3] & (1 << (first & 7))) and bool(self.bits[second >> 3] & (1 << (second & 7)))
+        bits = self.bits
+        return bool(bits[first >> 3] & (1 << (first & 7))) and bool(bits[second >> 3] & (1 << (second & 7)))
 
     def get(self, record_id: str) -> str | None:
         """Where ``record_id`` was first read, or None if it was not."""
@@ -143,6 +146,7 @@ class SeenIds:
         if len(self.recent) < self.batch:
             return
         keys, places = [], []
+        bits = self.bits
         for record, spot in self.recent.items():
             key, place = _packed(record), _packed(spot)
             if len(key) > self.WIDTH or len(place) > self.WIDTH:
@@ -152,7 +156,7 @@ class SeenIds:
             places.append(place)
             h = hash(record)
             for bit in (h & (self.BITS - 1), (h >> 24) & (self.BITS - 1)):
-                self.bits[bit >> 3] |= 1 << (bit & 7)
+                bits[bit >> 3] |= 1 << (bit & 7)
         if keys:
             ids = np.array(keys)
             order = np.argsort(ids, kind="stable")
