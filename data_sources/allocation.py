@@ -112,14 +112,46 @@ def _split(shares: Sequence[float | None]) -> tuple[str, list[float]]:
     return SOURCE_SHARES, [float(s) / total for s in shares]  # type: ignore[arg-type]
 
 
+def _one_share(share: float | None) -> float:
+    """``normalised_shares([share])[0]``."""
+    if share is None or share < 0 or share <= 0:
+        return 1.0
+    return float(share) / float(sum((share,)))
+
+
+def _allocate_one(record: SourceRecord) -> list[Allocation]:
+    """``allocate`` of a record with at most one place, one sector and no points (most records),
+    without the general case's lists: the same allocation, or none when a share is not above 0."""
+    place = record.places[0] if record.places else Place()
+    sector = record.sectors[0] if record.sectors else SectorShare()
+    place_share, sector_share = _one_share(place.share), _one_share(sector.share)
+    if not (place_share > 0 and sector_share > 0):
+        return []  # (a NaN share, as in the general case)
+    placed = place.copy()
+    placed.share = place_share
+    amount = None if record.amount is None else record.amount - 0.0  # the last row's remainder, as below
+    return [Allocation(0, float(place_share) * sector_share, amount, placed, sector, WHOLE)]
+
+
 def allocate(
     record: SourceRecord,
     to_iso3: Callable[[str], str | None] | None = None,
     country_of_point: Callable[[float, float], str | None] | None = None,
 ) -> list[Allocation]:
     """Allocations of ``record`` over its places and sectors; shares sum to 1."""
-    places = record.places or [Place()]
+    if not record.points and len(record.places) <= 1 and len(record.sectors) <= 1:
+        return _allocate_one(record)
+    return _allocate_split(record, to_iso3, country_of_point)
+
+
+def _allocate_split(
+    record: SourceRecord,
+    to_iso3: Callable[[str], str | None] | None = None,
+    country_of_point: Callable[[float, float], str | None] | None = None,
+) -> list[Allocation]:
+    """``allocate`` in general: any number of places, sectors and points."""
     points = record.points
+    places = record.places or [Place()]
     if points and (to_iso3 is None or country_of_point is None):  # only points need them
         from data_sources import geography
 
