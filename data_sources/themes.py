@@ -175,8 +175,10 @@ def theme_for_text(text: str | None) -> str | None:
 _NAME_NOISE = re.compile(r"[^0-9a-z]+")
 
 
+@lru_cache(maxsize=8192)
 def _name_key(text: str) -> str:
-    """A sector name compared without case, spacing, punctuation or the &/and difference."""
+    """A sector name compared without case, spacing, punctuation or the &/and difference.
+    Cached: a load asks for the same few hundred sector texts on every record."""
     return _NAME_NOISE.sub(" ", text.casefold().replace("&", " and ")).strip()
 
 
