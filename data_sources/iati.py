@@ -544,7 +544,11 @@ def _narrative(element: etree._Element | None) -> str | None:
     if element is None:
         return None
     first = None
-    for narrative in element.iterchildren("narrative"):  # direct children without a namespace, as iterfind
+    for narrative in element:
+        # Direct children named narrative without a namespace, as iterfind("narrative") finds them, by a
+        # plain loop (cheaper than building a tag filter for the one or two children these elements have).
+        if narrative.tag != "narrative":
+            continue
         # _text inline for the usual text-only narrative: a load reads some four per record.
         text = (_text(narrative) if len(narrative) else narrative.text or "").strip()
         if text:
