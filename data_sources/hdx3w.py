@@ -630,6 +630,13 @@ def _sectors(layout: _Layout, values: Sequence[Any], name: str | None) -> list[S
     return []
 
 
+@lru_cache(maxsize=256)
+def _flow_of_attrs(attrs: frozenset[str]) -> str:
+    """The flow type a value hashtag's attributes name (the first in sorted order), else "".
+    Cached: every row of a file asks it of the same hashtag."""
+    return next((_FLOW_BY_ATTR[a] for a in sorted(attrs) if a in _FLOW_BY_ATTR), "")
+
+
 def _row_to_record(
     layout: _Layout, values: Sequence[Any], record_id: str, excel: bool, default_year: int | None
 ) -> SourceRecord | Rejection | None:
@@ -660,7 +667,7 @@ def _row_to_record(
                     tag = layout.tags[layout.currency]
                     reason = f"not an ISO 4217 code: {textfiles.shown(currency)}"
                     return Rejection(record_id, tag.text if tag else "#currency", reason)
-        flow_type = next((_FLOW_BY_ATTR[a] for a in sorted(value_tag.attrs) if a in _FLOW_BY_ATTR), "")
+        flow_type = _flow_of_attrs(value_tag.attrs)
         if not flow_type:
             status = (_text(values, layout.status) or "").lower()
             flow_type = "pledge" if _PLANNED.search(status) else "commitment"
@@ -668,21 +675,15 @@ def _row_to_record(
     when = _to_date(cell_at(values, layout.date), excel)
     start = _to_date(cell_at(values, layout.start), excel)
     end = _to_date(cell_at(values, layout.end), excel)
-    year = next(
-        (
-            y
-            for y in (
-                when.year if when else None,
-                start.year if start else None,
-                _year_in(cell_at(values, layout.year)),
-                _year_in(cell_at(values, layout.date)),
-                _year_in(cell_at(values, layout.start)),
-                default_year,
-            )
-            if y is not None
-        ),
-        None,
-    )
+    # The first year found, in this order; the cells are only read as far as needed.
+    year = when.year if when else start.year if start else None
+    if year is None:
+        for index in (layout.year, layout.date, layout.start):
+            year = _year_in(cell_at(values, index))
+            if year is not None:
+                break
+        else:
+            year = default_year
 
     sector_parts = [t for t in (_text(values, layout.sector), _text(values, layout.subsector)) if t]
     sector_text = "; ".join(dict.fromkeys(sector_parts)) or None
