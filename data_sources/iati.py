@@ -316,6 +316,17 @@ def _children(element: etree._Element) -> dict[object, list[etree._Element]]:
     return index
 
 
+def _firsts(element: etree._Element) -> dict[object, etree._Element]:
+    """The first child of each tag: ``firsts.get(tag)`` is ``element.find(tag)`` (see ``_children``),
+    without a list per tag, for a transaction, whose children are mostly one of each."""
+    firsts: dict[object, etree._Element] = {}
+    for child in element:
+        tag = child.tag
+        if tag not in firsts:
+            firsts[tag] = child
+    return firsts
+
+
 def _first(index: dict[object, list[etree._Element]], tag: str) -> etree._Element | None:
     same = index.get(tag)
     return same[0] if same else None
@@ -354,8 +365,8 @@ def _activity(element: etree._Element, position: int, seen: set[str]) -> Iterato
     counted = False
     for n, transaction in enumerate(index.get("transaction", ())):
         record_id = f"{identifier}#t{n}"
-        own = _children(transaction)
-        type_element = _first(own, "transaction-type")
+        own = _firsts(transaction)
+        type_element = own.get("transaction-type")
         code = _clean(type_element.get("code")) if type_element is not None else None
         if not code:
             yield Rejection(record_id, "transaction-type/@code", "missing transaction type code")
@@ -369,24 +380,28 @@ def _activity(element: etree._Element, position: int, seen: set[str]) -> Iterato
                 )
             continue  # not a funding allocation (see the module docstring)
         counted = True
-        yield _transaction(activity, own, record_id, flow_type)
+        yield _transaction(activity, transaction, own, record_id, flow_type)
 
     if not counted:
         yield from _budgets(activity, index.get("budget", []))
 
 
 def _transaction(
-    activity: _Activity, own: dict[object, list[etree._Element]], record_id: str, flow_type: str
+    activity: _Activity,
+    transaction: etree._Element,
+    own: dict[object, etree._Element],
+    record_id: str,
+    flow_type: str,
 ) -> SourceRecord | Rejection:
-    """One transaction, from its children by tag (``_children``)."""
-    value = _first(own, "value")
+    """One transaction, from its first child of each tag (``_firsts``)."""
+    value = own.get("value")
     amount, problem = _amount(value)
     if problem:
         return Rejection(record_id, "transaction/value", problem)
     currency, problem = _currency(value, activity.default_currency)
     if problem:
         return Rejection(record_id, "value/@currency", problem)
-    when = _iso_date(_first(own, "transaction-date"), "iso-date") or _iso_date(value, "value-date")
+    when = _iso_date(own.get("transaction-date"), "iso-date") or _iso_date(value, "value-date")
     if when is None:
         return Rejection(
             record_id,
@@ -394,19 +409,21 @@ def _transaction(
             "no valid date: neither transaction-date/@iso-date nor value/@value-date is a YYYY-MM-DD date",
         )
 
-    funder = _org(_first(own, "provider-org"))
+    funder = _org(own.get("provider-org"))
     if funder is None:
         funder = activity.reporting
     elif funder.type is None and activity.reporting and funder.ref and funder.ref == activity.reporting.ref:
         funder = replace(funder, type=activity.reporting.type)  # same org, the type is known
-    recipient = _org(_first(own, "receiver-org")) or activity.implementer
+    recipient = _org(own.get("receiver-org")) or activity.implementer
 
     places = activity.places
+    every: dict[object, list[etree._Element]] | None = None  # all children by tag, when needed
     if "recipient-country" in own or "recipient-region" in own:
-        places = _places(own)
+        every = _children(transaction)
+        places = _places(every)
     sectors, source_sector = activity.sectors, activity.source_sector
     if "sector" in own:
-        sectors, source_sector = _sectors(own)
+        sectors, source_sector = _sectors(every or _children(transaction))
 
     return _record(
         activity,
