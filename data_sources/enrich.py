@@ -75,40 +75,39 @@ def _iso3(country: str | None) -> str | None:
 
 def _place_values(place: Place) -> tuple[object, ...]:
     """(country_iso3, country_name, region, admin1_pcode, admin1_name, lat, lon, geo_level) of a place."""
-    fields = (place.country, place.region, place.admin1_pcode, place.admin1_name, place.lat, place.lon)
-    try:
-        return _place_values_of(*fields)
-    except TypeError:  # an unhashable value from a loader (or a bad lat): the same answer, uncached
-        return _place_values_of.__wrapped__(*fields)
-
-
-# typed: 1 and 1.0 (or True) are equal keys, but the row must keep the type the loader gave.
-@lru_cache(maxsize=16384, typed=True)
-def _place_values_of(
-    country: object, region: object, admin1_pcode: object, admin1_name: object, lat: object, lon: object
-) -> tuple[object, ...]:
-    # Cached: a file names the same few thousand places again and again; every step is a pure function.
-    place = Place(country=country, region=region, admin1_pcode=admin1_pcode, admin1_name=admin1_name,  # type: ignore[arg-type]
-                  lat=lat, lon=lon)  # type: ignore[arg-type]
-    try:
-        iso3, country_name, region = _country_fields(place.country, place.region)
-    except TypeError:  # an unhashable value from a loader: the same answer, uncached
-        iso3, country_name, region = _country_fields.__wrapped__(place.country, place.region)
-    lat, lon, level = place.lat, place.lon, "unknown"
-    if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
-        level = "point"
+    area = (place.country, place.region, place.admin1_pcode, place.admin1_name)
+    # Cached only for text (what loaders give): equal keys then mean equal answers (0.0 and -0.0,
+    # or 1 and True, are equal keys whose text differs).
+    if all(value is None or value.__class__ is str for value in area):
+        values = _area_values(*area)
     else:
-        lat = lon = None
-        if place.admin1_pcode:
-            level = "admin1"
-        elif iso3:
-            point = geography.representative_point(iso3)
-            if point is not None:
-                lat, lon = point
-            level = "country"
-        elif region:
-            level = "region"
-    return (iso3, country_name, region, _clean(place.admin1_pcode), _clean(place.admin1_name), lat, lon, level)
+        values = _area_values.__wrapped__(*area)
+    lat, lon = place.lat, place.lon
+    if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
+        return (*values[:5], lat, lon, "point")  # the source's own point, as it gave it
+    return values
+
+
+@lru_cache(maxsize=16384)
+def _area_values(country: object, region: object, admin1_pcode: object, admin1_name: object) -> tuple[object, ...]:
+    """``_place_values`` of a place without a point of its own. Cached: a file names the same few
+    thousand places again and again, and every step is a pure function."""
+    try:
+        iso3, country_name, region_name = _country_fields(country, region)
+    except TypeError:  # an unhashable value from a loader: the same answer, uncached
+        iso3, country_name, region_name = _country_fields.__wrapped__(country, region)
+    lat = lon = None
+    level = "unknown"
+    if admin1_pcode:
+        level = "admin1"
+    elif iso3:
+        point = geography.representative_point(iso3)
+        if point is not None:
+            lat, lon = point
+        level = "country"
+    elif region_name:
+        level = "region"
+    return (iso3, country_name, region_name, _clean(admin1_pcode), _clean(admin1_name), lat, lon, level)  # type: ignore[arg-type]
 
 
 def _money_values(record: SourceRecord, amount: float | None, share: float) -> tuple[object, ...]:
