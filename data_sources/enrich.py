@@ -46,13 +46,13 @@ def _sector_fields(allocation: Allocation, source: str) -> tuple[str | None, str
     if not code:
         # A sector without a DAC code (an FTS cluster, say) still gives its own row a theme.
         return None, None, theme_of_source_sector(source, _clean(sector.name))
-    try:
-        return _coded_sector_fields(code, sector.name)
-    except TypeError:  # an unhashable name from a loader: the same answer, uncached
-        return _coded_sector_fields.__wrapped__(code, sector.name)
+    name = sector.name
+    if name is None or name.__class__ is str:  # text: equal keys, equal answers
+        return _coded_sector_fields(code, name)
+    return _coded_sector_fields.__wrapped__(code, name)
 
 
-@lru_cache(maxsize=8192, typed=True)
+@lru_cache(maxsize=8192)
 def _coded_sector_fields(code: str, name: object) -> tuple[str | None, str | None, str | None]:
     # Cached: a file names the same few hundred (code, name) pairs on every row; the DAC table is fixed.
     category_name, theme = themes.dac_category(code)

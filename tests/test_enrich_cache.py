@@ -61,3 +61,17 @@ def test_a_record_keeps_the_sign_and_type_of_its_point() -> None:
     assert [(type(r["lat"]), math.copysign(1, r["lat"])) for r in rows] == [
         (float, 1.0), (float, -1.0), (int, 1.0), (float, 1.0)]
     assert {r["geo_level"] for r in rows} == {"point"}
+
+
+def test_sector_columns_of_equal_names_of_other_types() -> None:
+    from data_sources import themes
+    from data_sources.records import SectorShare
+
+    names = ["Basic health", " Basic health ", None, "", 0.0, -0.0, 1, True]
+    for name in names + names[::-1]:
+        record = SourceRecord("iati", "r", "commitment", 10.0, "USD", 2020,
+                              sectors=[SectorShare(code="12220", name=name)])
+        (row,) = enrich.canonical_rows(record, "x", 1)
+        category, theme = themes.dac_category("12220")
+        own = str(name).strip() or None if name is not None else None
+        assert (row["sector_code"], row["sector_name"], row["theme"]) == ("12220", own or category, theme)
