@@ -7,9 +7,10 @@ machine with two or more cores the parent writes one chunk while the child prepa
 
 - The child is a fresh interpreter (``python -m data_sources.read_ahead``), not a fork: the parent
   may hold threads and an open store connection, which a fork must not copy.
-- It sends chunks of prepared items as pickles on its stdout pipe. The pipe's buffer is the queue:
-  a child ahead of the writer blocks, so memory stays flat however long the file is. The pickles
-  come from our own child, never from the file.
+- It sends chunks of prepared items as pickles on its stdout pipe; a thread of the parent moves
+  them into a bounded queue as they come, so the child runs ahead of the writer by up to
+  ``QUEUE_FRAMES`` chunks and then waits: memory stays flat however long the file is. The
+  pickles come from our own child, never from the file.
 - The parent sees the same stream of items, in the same order, as ``prepare`` gives in-process,
   and the same errors: a ``LoadError`` of the loader (with its file, record and field) is raised
   again in the parent at the same place in the stream; any other failure reads as it would have.
@@ -17,12 +18,17 @@ machine with two or more cores the parent writes one chunk while the child prepa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import queue
+import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from data_sources import errors
 from data_sources.enrich import canonical_values
@@ -34,7 +40,11 @@ from data_sources.records import SourceRecord
 Prepared = tuple[str, str, list[tuple[object, ...]] | None, str | None]
 
 CHUNK_ITEMS = 1000  # items per pickle: large enough to amortise, small enough to keep both busy
-MIN_BYTES = 32 * 1024 * 1024  # smaller files load in-process: a child takes about a second to start
+# Frames the child may be ahead by (about half a MB each): more than a load's write chunk, so the
+# child keeps preparing while the parent writes one; bounded, so memory stays flat.
+QUEUE_FRAMES = 16
+_HEADER = struct.Struct("<Q")  # each frame: its length, then the pickle
+MIN_BYTES = 64 * 1024 * 1024  # smaller files load in-process: a child takes about a second to start
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -56,7 +66,7 @@ def prepare(
 
 def wanted(path: Path, setting: str | None = None) -> bool:
     """Whether to read ``path`` in a child process: ``FUNDATLAS_READ_AHEAD`` (or ``setting``) is
-    ``1`` (always), ``0`` (never) or ``auto`` (the default: files of 32 MB and more, given two
+    ``1`` (always), ``0`` (never) or ``auto`` (the default: files of 64 MB and more, given two
     cores or more)."""
     value = (setting or os.environ.get("FUNDATLAS_READ_AHEAD") or "auto").strip().lower()
     if value in ("1", "on", "true", "yes"):
@@ -78,18 +88,23 @@ def prepared_in_child(
         [sys.executable, "-m", "data_sources.read_ahead"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
     )
+    assert child.stdin is not None and child.stdout is not None
+    frames: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_FRAMES)
+    stop = threading.Event()
+    drain = threading.Thread(target=_drain, args=(child.stdout, frames, stop), daemon=True,
+                             name="fundatlas-read-ahead")
     try:
-        assert child.stdin is not None and child.stdout is not None
         child.stdin.write(request)
         child.stdin.close()
+        drain.start()
         while True:
-            try:
-                kind, payload = pickle.load(child.stdout)
-            except EOFError:
+            frame = frames.get()
+            if frame is None:
                 code = child.wait()
                 raise LoadError(
                     source_file, f"the process reading the file stopped before the end (exit code {code})"
-                ) from None
+                )
+            kind, payload = pickle.loads(frame)  # noqa: S301 - written by our own child
             if kind == "items":
                 yield from payload
             elif kind == "done":
@@ -103,10 +118,26 @@ def prepared_in_child(
             else:
                 raise LoadError(source_file, payload)
     finally:
+        stop.set()
         if child.poll() is None:
             child.kill()
         child.wait()
+        while drain.is_alive():  # let the drain see the pipe's end even if the queue is full
+            with contextlib.suppress(queue.Empty):
+                frames.get(timeout=0.05)
         child.stdout.close()
+
+
+def _drain(stream: BinaryIO, frames: queue.Queue[bytes | None], stop: threading.Event) -> None:
+    """Move the child's frames from the pipe to ``frames`` as they come (a thread: the pipe's read
+    lets the writer run), so the child never waits on a pipe buffer the writer is not reading."""
+    while not stop.is_set():
+        header = stream.read(_HEADER.size)
+        frame = stream.read(_HEADER.unpack(header)[0]) if len(header) == _HEADER.size else b""
+        if not frame:
+            frames.put(None)  # the end of the pipe: the child stopped
+            return
+        frames.put(frame)
 
 
 def _serve(request: bytes, out) -> None:
@@ -116,7 +147,9 @@ def _serve(request: bytes, out) -> None:
     loader_name, path, options, source_file, load_id = pickle.loads(request)  # noqa: S301 - from our parent
 
     def send(message: tuple) -> None:
-        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+        frame = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(_HEADER.pack(len(frame)))
+        out.write(frame)
         out.flush()
 
     try:

@@ -158,3 +158,19 @@ def test_the_setting_chooses_when_to_read_ahead(tmp_path: Path, monkeypatch: pyt
         fh.truncate(read_ahead.MIN_BYTES)
     monkeypatch.setenv("FUNDATLAS_READ_AHEAD", "auto")
     assert read_ahead.wanted(big) is ((os.cpu_count() or 1) >= 2)
+
+
+class _ExitOnArrival:
+    """Pickles in the parent; unpickling it ends the child at once, before it sends anything."""
+
+    def __reduce__(self):
+        return (os._exit, (3,))
+
+
+def test_a_child_that_dies_is_said_with_its_exit_code() -> None:
+    path = shared_file("iati", "usaid-798.xml")
+    items = read_ahead.prepared_in_child("iati", path, {"crash": _ExitOnArrival()}, "the-file", 1)
+    stopped = r"the-file: the process reading the file stopped before the end \(exit code 3\)"
+    with pytest.raises(LoadError, match=stopped):
+        next(items)
+    assert _children() == []
