@@ -108,6 +108,8 @@ def prepared_in_child(
             if kind == "items":
                 yield from payload
             elif kind == "done":
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=10)  # it exits once its last frame is out: no need to kill it
                 return
             elif kind == "load_error":
                 name, file, reason, record, field = payload
@@ -131,13 +133,19 @@ def prepared_in_child(
 def _drain(stream: BinaryIO, frames: queue.Queue[bytes | None], stop: threading.Event) -> None:
     """Move the child's frames from the pipe to ``frames`` as they come (a thread: the pipe's read
     lets the writer run), so the child never waits on a pipe buffer the writer is not reading."""
-    while not stop.is_set():
-        header = stream.read(_HEADER.size)
-        frame = stream.read(_HEADER.unpack(header)[0]) if len(header) == _HEADER.size else b""
-        if not frame:
-            frames.put(None)  # the end of the pipe: the child stopped
-            return
-        frames.put(frame)
+    try:
+        while not stop.is_set():
+            header = stream.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                break
+            size = _HEADER.unpack(header)[0]
+            frame = stream.read(size)
+            if len(frame) < size:  # cut short: the child stopped while it wrote
+                break
+            frames.put(frame)
+    except (OSError, ValueError):  # the pipe failed or was closed: the same as its end
+        pass
+    frames.put(None)  # the end of the pipe: the reader hears the child stopped
 
 
 def _serve(request: bytes, out) -> None:

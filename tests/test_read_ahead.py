@@ -174,3 +174,18 @@ def test_a_child_that_dies_is_said_with_its_exit_code() -> None:
     with pytest.raises(LoadError, match=stopped):
         next(items)
     assert _children() == []
+
+
+def test_a_frame_cut_short_reads_as_the_end_of_the_child() -> None:
+    import io
+    import pickle
+    import queue
+    import struct
+    import threading
+
+    whole = pickle.dumps(("items", []))
+    stream = io.BytesIO(struct.pack("<Q", len(whole)) + whole + struct.pack("<Q", 100) + b"only ten b")
+    frames: queue.Queue = queue.Queue()
+    read_ahead._drain(stream, frames, threading.Event())
+    assert [frames.get_nowait(), frames.get_nowait()] == [whole, None]
+    assert frames.empty()
