@@ -274,7 +274,7 @@ def _prepared_items(
 ) -> Iterator[Prepared | Rejection]:
     """The file's records with their rows: prepared in a child process while this one writes, when
     the file is large and there is a second core; else here, one after the other."""
-    if read_ahead.wanted(path, setting):
+    if read_ahead.wanted(path, setting) and read_ahead.can_send(options):
         return read_ahead.prepared_in_child(loader.NAME, path, options, source_file, load_id)
     return read_ahead.prepare(loader.read(path, **options), source_file, load_id)
 

@@ -76,6 +76,15 @@ def wanted(path: Path, setting: str | None = None) -> bool:
     return (os.cpu_count() or 1) >= 2 and path.stat().st_size >= MIN_BYTES
 
 
+def can_send(options: dict) -> bool:
+    """Whether the loader's options can go to a child (an in-memory mapping object may not)."""
+    try:
+        pickle.dumps(options, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - any object pickle refuses: the load then reads in-process
+        return False
+    return True
+
+
 def prepared_in_child(
     loader_name: str, path: Path, options: dict, source_file: str, load_id: int
 ) -> Iterator[Prepared | Rejection]:

@@ -189,3 +189,8 @@ def test_a_frame_cut_short_reads_as_the_end_of_the_child() -> None:
     read_ahead._drain(stream, frames, threading.Event())
     assert [frames.get_nowait(), frames.get_nowait()] == [whole, None]
     assert frames.empty()
+
+
+def test_options_a_child_cannot_receive_load_in_process(tmp_path: Path) -> None:
+    assert read_ahead.can_send({"units": "thousands"}) is True
+    assert read_ahead.can_send({"mapping": lambda row: row}) is False  # a lambda does not pickle
