@@ -41,7 +41,7 @@ def _summary(result: LoadResult) -> tuple:
 
 
 def _children() -> list[int]:
-    """Processes whose parent is this one (the read-ahead child is one while it runs)."""
+    """Read-ahead children of this process (one while a read-ahead runs)."""
     mine = str(os.getpid())
     found = []
     for entry in Path("/proc").iterdir():
@@ -51,7 +51,12 @@ def _children() -> list[int]:
             except (FileNotFoundError, ProcessLookupError, IndexError):
                 continue
             if fields[1] == mine and fields[0] != "Z":
-                found.append(int(entry.name))
+                try:  # only read-ahead children: session fixtures (Redis, say) have their own
+                    command = (entry / "cmdline").read_bytes()
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+                if b"data_sources.read_ahead" in command:
+                    found.append(int(entry.name))
     return found
 
 
